@@ -1,0 +1,1 @@
+"""Banks of known-content signals: model, hash-list formats, imports."""

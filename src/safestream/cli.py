@@ -1,0 +1,562 @@
+"""The ``safestream`` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from safestream.errors import InputError, SafestreamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
+err_console = Console(stderr=True)
+
+
+class _Ctx:
+    def __init__(self, data_dir: Path | None, database_url: str | None) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+
+    def store(self) -> Any:
+        from safestream.store.db import Store
+
+        return Store.open(self.database_url, data_dir=self.data_dir)
+
+    def repo(self) -> Any:
+        from safestream.store.banks import BankRepository
+
+        return BankRepository(self.store())
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn our errors into a message on stderr and exit status 2."""
+    try:
+        yield
+    except SafestreamError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(EXIT_ERROR)
+
+
+def _json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def _hash_options(fn: F) -> F:
+    fn = click.option(
+        "--mode",
+        type=click.Choice(["exact", "fast"]),
+        default="exact",
+        show_default=True,
+        help="exact: full decode (as HMA); fast: reduced decode of large images.",
+    )(fn)
+    fn = click.option(
+        "--dihedral", is_flag=True, help="Also hash/match the 8 rotations and flips."
+    )(fn)
+    fn = click.option(
+        "--min-quality",
+        type=click.IntRange(0, 100),
+        default=50,
+        show_default=True,
+        help="PDQ hashes of lower quality are not used for matching.",
+    )(fn)
+    fn = click.option(
+        "--max-pixels",
+        type=click.IntRange(1),
+        default=None,
+        help="Refuse images with more pixels (decompression bombs). Default: Pillow's limit.",
+    )(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SAFESTREAM_DATA_DIR",
+    help="Where the SQLite database lives [env SAFESTREAM_DATA_DIR].",
+)
+@click.option(
+    "--database-url",
+    envvar="SAFESTREAM_DATABASE_URL",
+    help="SQLAlchemy URL, e.g. postgresql://user@host/db [env SAFESTREAM_DATABASE_URL].",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="safestream")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, verbose: int) -> None:
+    """safestream: detect known child-abuse material by hash, and act on it."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = _Ctx(data_dir, database_url)
+
+
+# -- hash ----------------------------------------------------------------------
+
+
+@cli.command("hash")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_hash_options
+@click.option("--all-frames", is_flag=True, help="Hash every frame of animated images.")
+def hash_cmd(
+    files: tuple[Path, ...],
+    mode: str,
+    dihedral: bool,
+    min_quality: int,
+    max_pixels: int | None,
+    all_frames: bool,
+) -> None:
+    """Print the hashes of image FILES, one JSON object per line.
+
+    A file that cannot be hashed gives a line with an "error" object; the
+    exit status is then 2.
+    """
+    from safestream.signals.hashing import hash_file
+
+    status = EXIT_OK
+    for path in files:
+        try:
+            h = hash_file(
+                path,
+                mode=mode,
+                min_quality=min_quality,
+                dihedral=dihedral,
+                all_frames=all_frames,
+                max_pixels=max_pixels,
+            )
+            click.echo(json.dumps({"path": str(path), **h.to_dict()}))
+        except SafestreamError as exc:
+            status = EXIT_ERROR
+            kind = type(exc).__name__
+            click.echo(json.dumps({"path": str(path), "error": {"kind": kind, "message": str(exc)}}))
+    sys.exit(status)
+
+
+# -- banks ---------------------------------------------------------------------
+
+
+@cli.group()
+def bank() -> None:
+    """Create, inspect, import and export banks of known-content hashes."""
+
+
+@bank.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="Free text.")
+@click.option("--source", default="internal", show_default=True, help="Provenance (NCMEC, IWF...).")
+@click.option("--allow-list", is_flag=True, help="Matches of this bank suppress a verdict.")
+@click.option(
+    "--threshold", type=int, default=31, show_default=True, help="PDQ distance threshold (bits)."
+)
+@click.option("--disabled", is_flag=True, help="Create the bank disabled.")
+@click.pass_obj
+def bank_create(
+    obj: _Ctx,
+    name: str,
+    description: str,
+    source: str,
+    allow_list: bool,
+    threshold: int,
+    disabled: bool,
+) -> None:
+    """Create bank NAME."""
+    with _errors():
+        b = obj.repo().create_bank(
+            name,
+            description=description,
+            source=source,
+            is_allow_list=allow_list,
+            pdq_threshold=threshold,
+            enabled=not disabled,
+        )
+        _json(b.to_dict())
+
+
+@bank.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_obj
+def bank_list(obj: _Ctx, as_json: bool) -> None:
+    """List banks."""
+    with _errors():
+        banks = obj.repo().list_banks()
+        if as_json:
+            _json([b.to_dict() for b in banks])
+            return
+        table = Table()
+        for col in ("name", "entries", "enabled", "allow-list", "threshold", "source", "version"):
+            table.add_column(col)
+        for b in banks:
+            table.add_row(
+                b.name,
+                str(b.entry_count),
+                "yes" if b.enabled else "no",
+                "yes" if b.is_allow_list else "no",
+                str(b.pdq_threshold),
+                b.source,
+                str(b.version),
+            )
+        Console().print(table)
+
+
+@bank.command("show")
+@click.argument("name")
+@click.pass_obj
+def bank_show(obj: _Ctx, name: str) -> None:
+    """Show bank NAME as JSON."""
+    with _errors():
+        _json(obj.repo().get_bank(name).to_dict())
+
+
+@bank.command("update")
+@click.argument("name")
+@click.option("--description", default=None)
+@click.option("--source", default=None)
+@click.option("--threshold", type=int, default=None, help="PDQ distance threshold (bits).")
+@click.option("--enable/--disable", "enabled", default=None, help="Enable or disable matching.")
+@click.option("--allow-list/--no-allow-list", "allow_list", default=None)
+@click.pass_obj
+def bank_update(
+    obj: _Ctx,
+    name: str,
+    description: str | None,
+    source: str | None,
+    threshold: int | None,
+    enabled: bool | None,
+    allow_list: bool | None,
+) -> None:
+    """Change the settings of bank NAME."""
+    with _errors():
+        b = obj.repo().update_bank(
+            name,
+            description=description,
+            source=source,
+            pdq_threshold=threshold,
+            enabled=enabled,
+            is_allow_list=allow_list,
+        )
+        _json(b.to_dict())
+
+
+@bank.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm deletion of the bank and all its entries.")
+@click.pass_obj
+def bank_delete(obj: _Ctx, name: str, yes: bool) -> None:
+    """Delete bank NAME and all its entries."""
+    with _errors():
+        if not yes:
+            raise InputError("deleting a bank removes all its entries: repeat with --yes")
+        obj.repo().delete_bank(name)
+        _json({"deleted": name})
+
+
+@bank.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "list_format",
+    type=click.Choice(["te", "csv", "md5", "sha1", "sha256", "pdq"]),
+    default=None,
+    help="List format (default: detected from the name and first line).",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip malformed lines (reported) instead of failing."
+)
+@click.pass_obj
+def bank_import(
+    obj: _Ctx, name: str, file: Path, list_format: str | None, skip_invalid: bool
+) -> None:
+    """Import hash list FILE into bank NAME.
+
+    All or nothing: a malformed line stops the import (naming the file and
+    line) and adds nothing, unless --skip-invalid. An interrupted import
+    resumes from its last checkpoint when run again on the same file.
+    """
+    from safestream.banks.importer import import_file
+
+    with _errors():
+        result = import_file(
+            obj.repo(), name, file, list_format=list_format, skip_invalid=skip_invalid
+        )
+        _json(result.to_dict())
+        if result.errors:
+            sys.exit(EXIT_ERROR)
+
+
+@bank.command("export")
+@click.argument("name")
+@click.option(
+    "--format",
+    "list_format",
+    type=click.Choice(["te", "csv", "md5", "sha1", "sha256", "pdq"]),
+    default="te",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def bank_export(obj: _Ctx, name: str, list_format: str, output: Path | None) -> None:
+    """Export bank NAME as a hash list (stdout unless -o)."""
+    from safestream.banks.formats import HashRecord, get_format
+
+    with _errors():
+        repo = obj.repo()
+        repo.get_bank(name)
+        fmt = get_format(list_format)
+        records = (
+            HashRecord(e.signal_type, e.value, e.external_id, e.source, e.labels)
+            for e in repo.iter_entries(name)
+        )
+        if output is None:
+            count = fmt.write(records, sys.stdout)
+        else:
+            tmp = output.with_name(output.name + ".partial")
+            with tmp.open("w", encoding="utf-8", newline="") as f:
+                count = fmt.write(records, f)
+            tmp.replace(output)  # no half-written export under the final name
+        err_console.print(f"exported {count} entries from {name!r}")
+
+
+@bank.command("add")
+@click.argument("name")
+@click.argument("values", nargs=-1, required=True)
+@click.option("--type", "signal_type", default="pdq", show_default=True, help="Signal type.")
+@click.option("--external-id", default=None, help="Id of the entry at its source.")
+@click.option("--source", default=None, help="Provenance of the entry.")
+@click.option("--label", "labels", multiple=True, help="A label (repeatable).")
+@click.pass_obj
+def bank_add(
+    obj: _Ctx,
+    name: str,
+    values: tuple[str, ...],
+    signal_type: str,
+    external_id: str | None,
+    source: str | None,
+    labels: tuple[str, ...],
+) -> None:
+    """Add hash VALUES to bank NAME."""
+    from safestream.banks.formats import HashRecord
+    from safestream.signals.base import get_signal_type
+
+    with _errors():
+        st = get_signal_type(signal_type)
+        records = [HashRecord(st.name, st.parse(v), external_id, source, labels) for v in values]
+        ids, duplicates = obj.repo().add_entries(name, records)
+        _json({"added_ids": ids, "duplicates": duplicates})
+
+
+@bank.command("remove")
+@click.argument("name")
+@click.argument("values", nargs=-1)
+@click.option("--type", "signal_type", default="pdq", show_default=True)
+@click.option("--entry-id", "entry_ids", type=int, multiple=True, help="Entry id (repeatable).")
+@click.pass_obj
+def bank_remove(
+    obj: _Ctx, name: str, values: tuple[str, ...], signal_type: str, entry_ids: tuple[int, ...]
+) -> None:
+    """Remove entries from bank NAME, by value or by --entry-id."""
+    from safestream.signals.base import get_signal_type
+
+    with _errors():
+        if not values and not entry_ids:
+            raise InputError("give hash values or --entry-id to remove")
+        st = get_signal_type(signal_type)
+        pairs = [(st.name, st.parse(v)) for v in values]
+        removed = obj.repo().remove_entries(name, entry_ids=entry_ids, values=pairs)
+        _json({"removed": removed})
+
+
+# -- match and scan ------------------------------------------------------------
+
+
+@cli.command("match")
+@click.argument("value")
+@click.option(
+    "--type",
+    "signal_type",
+    default=None,
+    help="Signal type (default: pdq for 64 hex chars, md5 for 32, sha1 for 40).",
+)
+@click.option("--radius", type=click.IntRange(0, 256), default=None, help="Override thresholds.")
+@click.pass_obj
+def match_cmd(obj: _Ctx, value: str, signal_type: str | None, radius: int | None) -> None:
+    """Look up one hash VALUE in every enabled bank. Exit 1 when it matched."""
+    from safestream.engine.check import Engine
+
+    with _errors():
+        if signal_type is None:
+            by_length = {64: "pdq", 32: "md5", 40: "sha1"}
+            signal_type = by_length.get(len(value.strip()))
+            if signal_type is None:
+                raise InputError("cannot tell the signal type from the length: give --type")
+        engine = Engine.open(obj.store())
+        matches = engine.lookup(signal_type, value, radius=radius)
+        _json({"signal_type": signal_type, "matches": [m.to_dict() for m in matches]})
+        if any(not m.is_allow_list for m in matches):
+            sys.exit(EXIT_MATCH)
+
+
+def _csv_row(rec: Any) -> list[str]:
+    v = rec.verdict
+    best = v.matches[0] if v is not None and v.matches else None
+    signals = v.signals if v is not None else {}
+    return [
+        rec.path,
+        rec.outcome,
+        best.bank if best else "",
+        best.signal_type if best else "",
+        str(best.distance_bits) if best else "",
+        str(len(v.matches)) if v else "",
+        str(signals.get("pdq_quality", "")),
+        str(signals.get("md5", "")),
+        rec.error_kind or "",
+        rec.error or "",
+    ]
+
+
+@cli.command("scan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_hash_options
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--workers", type=click.IntRange(1), default=None, help="Default: number of cores.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def scan_cmd(
+    obj: _Ctx,
+    paths: tuple[Path, ...],
+    mode: str,
+    dihedral: bool,
+    min_quality: int,
+    max_pixels: int | None,
+    out_format: str,
+    output: Path | None,
+    workers: int | None,
+    no_progress: bool,
+) -> None:
+    """Scan image files and folders (recursively) against every enabled bank.
+
+    One record per file (JSON lines or CSV) on stdout or -o; progress and a
+    summary on stderr. Exit status: 0 nothing matched, 1 something matched,
+    2 some file could not be checked (as grep, errors win over matches).
+    """
+    from safestream.engine.check import Engine, EngineOptions
+    from safestream.scan import iter_files, scan
+
+    with _errors():
+        for p in paths:
+            if not p.exists():
+                raise InputError(f"{p} does not exist")
+        engine = Engine.open(
+            obj.store(),
+            EngineOptions(
+                mode=mode, min_quality=min_quality, dihedral=dihedral, max_pixels=max_pixels
+            ),
+        )
+        total = sum(1 for _ in iter_files(paths))
+        out: TextIO = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        writer = csv.writer(out, lineterminator="\n") if out_format == "csv" else None
+        if writer:
+            writer.writerow(
+                ["path", "outcome", "bank", "signal_type", "distance_bits", "matches",
+                 "pdq_quality", "md5", "error_kind", "error"]
+            )
+        show = not no_progress and err_console.is_terminal
+        progress = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not show,
+        )
+        started = time.perf_counter()
+        with progress:
+            task = progress.add_task("scan", total=total)
+
+            def emit(rec: Any) -> None:
+                if writer:
+                    writer.writerow(_csv_row(rec))
+                else:
+                    out.write(json.dumps(rec.to_dict()) + "\n")
+                progress.advance(task)
+
+            summary = scan(engine, paths, workers=workers, on_record=emit)
+        if output:
+            out.close()
+        elapsed = time.perf_counter() - started
+        table = Table(title="scan summary")
+        table.add_column("files")
+        table.add_column("matched")
+        table.add_column("suppressed")
+        table.add_column("no match")
+        table.add_column("errors")
+        table.add_column("files/s")
+        table.add_row(
+            str(summary.files),
+            str(summary.matched),
+            str(summary.outcomes.get("suppressed", 0)),
+            str(summary.outcomes.get("no_match", 0)),
+            str(summary.errors)
+            + (
+                " (" + ", ".join(f"{k}: {v}" for k, v in sorted(summary.error_kinds.items())) + ")"
+                if summary.error_kinds
+                else ""
+            ),
+            f"{summary.files / elapsed:.1f}" if elapsed > 0 else "-",
+        )
+        err_console.print(table)
+        if summary.errors:
+            sys.exit(EXIT_ERROR)
+        if summary.matched:
+            sys.exit(EXIT_MATCH)
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Working directory (wiped first); holds its own SQLite database.",
+)
+@click.option("--workers", type=click.IntRange(1), default=None)
+def demo_cmd(directory: Path, workers: int | None) -> None:
+    """Run the demo on synthetic images: bank some, scan transformed copies."""
+    from safestream.demo import run_demo
+
+    with _errors():
+        failures = run_demo(directory, workers=workers)
+        sys.exit(EXIT_ERROR if failures else EXIT_OK)
+
+
+def main() -> None:
+    """Entry point of the ``safestream`` command."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

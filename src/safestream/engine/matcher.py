@@ -1,0 +1,127 @@
+"""In-memory indexes over every bank entry, kept in step with the store.
+
+One :class:`PDQIndex` holds the PDQ entries of all banks and one
+:class:`ExactIndex` per cryptographic signal type holds the rest; ids are
+bank-entry ids. Bank settings (enabled, threshold, allow-list) are applied at
+match time, so changing them needs no index work. The matcher follows the
+store's append-only change log, so entries added or removed by any process
+become matchable (or stop matching) at the next :meth:`Matcher.refresh`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from safestream.banks.model import Bank
+from safestream.index.exact import ExactIndex
+from safestream.index.pdq_index import PDQIndex
+from safestream.store.banks import BankRepository
+
+_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A raw index hit before bank settings are applied."""
+
+    entry_id: int
+    signal_type: str
+    distance_bits: int
+    query_index: int
+
+
+class Matcher:
+    """Indexes of all bank entries plus the bank settings snapshot."""
+
+    def __init__(self, repo: BankRepository) -> None:
+        self.repo = repo
+        self.pdq = PDQIndex()
+        self.exact: dict[str, ExactIndex] = defaultdict(ExactIndex)
+        self.banks: dict[int, Bank] = {}
+        self.last_seq = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, repo: BankRepository) -> Matcher:
+        """Load every entry from the store into fresh indexes."""
+        matcher = cls(repo)
+        # Read the log position first: changes committed while we stream the
+        # entries are then replayed by refresh(), and replays are idempotent.
+        matcher.last_seq = repo.max_change_seq()
+        ids: list[int] = []
+        hashes: list[bytes] = []
+        exact: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
+        for entry_id, _bank_id, signal_type, value in repo.iter_all_entries():
+            if signal_type == "pdq":
+                ids.append(entry_id)
+                hashes.append(bytes.fromhex(value))
+                if len(ids) >= _BATCH:
+                    matcher._add_pdq(ids, hashes)
+                    ids, hashes = [], []
+            else:
+                exact[signal_type][0].append(entry_id)
+                exact[signal_type][1].append(value)
+        matcher._add_pdq(ids, hashes)
+        for signal_type, (eids, values) in exact.items():
+            matcher.exact[signal_type].add(eids, values)
+        matcher.refresh()
+        return matcher
+
+    def _add_pdq(self, ids: list[int], hashes: list[bytes]) -> None:
+        if ids:
+            arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(ids), 32)
+            self.pdq.add(np.asarray(ids, dtype=np.int64), arr)
+
+    def refresh(self) -> int:
+        """Apply store changes since the last refresh; return how many were applied."""
+        with self._lock:
+            applied = 0
+            while True:
+                changes = self.repo.changes_since(self.last_seq)
+                if not changes:
+                    break
+                for change in changes:
+                    if change.signal_type == "pdq":
+                        if change.op == "add":
+                            self._add_pdq([change.entry_id], [bytes.fromhex(change.value)])
+                        else:
+                            self.pdq.remove([change.entry_id])
+                    else:
+                        index = self.exact[change.signal_type]
+                        if change.op == "add":
+                            index.add([change.entry_id], [change.value])
+                        else:
+                            index.remove([change.entry_id])
+                    self.last_seq = change.seq
+                    applied += 1
+            self.banks = {b.id: b for b in self.repo.list_banks(with_counts=False)}
+            return applied
+
+    def max_pdq_threshold(self) -> int:
+        """Largest PDQ threshold of any enabled bank (31 when there is none)."""
+        limits = [b.pdq_threshold for b in self.banks.values() if b.enabled]
+        return max(limits, default=31)
+
+    def search_pdq(self, hashes: list[str], radius: int | None = None) -> list[Hit]:
+        """Index hits for PDQ hex hashes within ``radius`` (default: widest bank threshold)."""
+        if not hashes or len(self.pdq) == 0:
+            return []
+        limit = self.max_pdq_threshold() if radius is None else radius
+        queries = np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint8)
+        results = self.pdq.search(queries.reshape(len(hashes), 32), radius=limit)
+        return [
+            Hit(int(entry_id), "pdq", int(distance), qi)
+            for qi, row in enumerate(results)
+            for entry_id, distance in row
+        ]
+
+    def search_exact(self, signal_type: str, value: str) -> list[Hit]:
+        """Index hits for one cryptographic hash value."""
+        index = self.exact.get(signal_type)
+        if index is None:
+            return []
+        return [Hit(int(entry_id), signal_type, 0, 0) for entry_id in index.search(value)]

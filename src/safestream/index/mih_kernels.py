@@ -1,0 +1,202 @@
+"""Compiled (numba) kernels behind :class:`~safestream.index.pdq_index.PDQIndex`.
+
+Hashes are rows of four little-endian ``uint64`` words (one 32-byte cache line per
+hash). The multi-index-hashing tables are CSR arrays: for each table ``t`` a dense
+``offsets`` run of ``2**key_bits[t] + 1`` entries and a run of row ``positions``
+grouped by key, all concatenated into two flat arrays so that a kernel call takes
+few arguments (numba's dispatch cost grows with the argument count).
+
+Every kernel is ``nogil`` so that searches from several Python threads run in
+parallel, and ``cache=True`` so that the JIT cost is paid once per machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import types
+from numba.extending import intrinsic
+
+_U1 = np.uint64(1)
+
+
+def _popcount64_typer(typingctx: Any, x: Any) -> Any:
+    if not isinstance(x, types.Integer) or getattr(x, "bitwidth", 0) != 64:
+        return None
+    sig = types.int64(x)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(fn, [args[0]])
+
+    return sig, codegen
+
+
+popcount64: Any = intrinsic(_popcount64_typer)
+"""Number of set bits of a 64-bit integer, inside numba code (LLVM ``ctpop``: one instruction)."""
+
+
+@numba.njit(nogil=True, cache=True, inline="always")  # type: ignore[misc,unused-ignore]
+def _key(h: Any, row: int, start: int, nbits: int) -> Any:
+    # Bits [start, start + nbits) of the 256-bit row, word 0 holding bits 0..63.
+    w = start >> 6
+    off = start & 63
+    v = h[row, w] >> np.uint64(off)
+    if off + nbits > 64:
+        v |= h[row, w + 1] << np.uint64(64 - off)
+    return v & ((_U1 << np.uint64(nbits)) - _U1)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")  # type: ignore[misc,unused-ignore]
+def _distance(h: Any, row: int, q0: Any, q1: Any, q2: Any, q3: Any) -> Any:
+    return (
+        popcount64(h[row, 0] ^ q0)
+        + popcount64(h[row, 1] ^ q1)
+        + popcount64(h[row, 2] ^ q2)
+        + popcount64(h[row, 3] ^ q3)
+    )
+
+
+@numba.njit(nogil=True, cache=True, inline="always")  # type: ignore[misc,unused-ignore]
+def _is_dead(dead: Any, row: int) -> bool:
+    if dead.shape[0] == 0:
+        return False
+    i = np.searchsorted(dead, row)
+    return bool(i < dead.shape[0] and dead[i] == row)
+
+
+@numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
+def build_table(hashes: Any, start: int, nbits: int, offsets: Any, positions: Any) -> None:
+    """Fill one CSR table: ``offsets`` (``2**nbits + 1``) and ``positions`` (one per row).
+
+    A counting sort, O(rows + buckets); rows stay in ascending order inside a bucket.
+    """
+    n = hashes.shape[0]
+    nb = 1 << nbits
+    offsets[:] = 0
+    keys = np.empty(n, dtype=np.uint32)
+    for r in range(n):
+        k = _key(hashes, r, start, nbits)
+        keys[r] = np.uint32(k)
+        offsets[k + 1] += 1
+    for b in range(nb):
+        offsets[b + 1] += offsets[b]
+    cursor = offsets[:nb].copy()
+    for r in range(n):
+        k = keys[r]
+        positions[cursor[k]] = np.uint32(r)
+        cursor[k] += 1
+
+
+@numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
+def search_mih(
+    queries: Any,
+    hashes: Any,
+    dead: Any,
+    offsets: Any,
+    table_meta: Any,
+    positions: Any,
+    masks: Any,
+    sub_radius: int,
+    radius: int,
+    out_rows: Any,
+    out_dist: Any,
+    counts: Any,
+) -> None:
+    """Exact range search of ``queries`` over the multi-index tables.
+
+    ``table_meta[t]`` = (key start bit, key bits, offsets base, positions base,
+    masks base, masks count). Each match is reported once, by the first table
+    whose key is within ``sub_radius`` of the query's key (the same test that
+    made that table's probe find it), so no "seen" array is needed.
+    Matches beyond ``out_rows.shape[1]`` are counted but not written: the caller
+    re-runs such queries with room for all of them.
+    """
+    n_tables = table_meta.shape[0]
+    cap = out_rows.shape[1]
+    max_masks = 1
+    for t in range(n_tables):
+        max_masks = max(max_masks, table_meta[t, 5])
+    lo = np.empty(max_masks, dtype=np.int64)
+    hi = np.empty(max_masks, dtype=np.int64)
+    cand = np.empty(4096, dtype=np.int64)
+    qkeys = np.empty(n_tables, dtype=np.uint64)
+    for qi in range(queries.shape[0]):
+        q0 = queries[qi, 0]
+        q1 = queries[qi, 1]
+        q2 = queries[qi, 2]
+        q3 = queries[qi, 3]
+        for t in range(n_tables):
+            qkeys[t] = _key(queries, qi, table_meta[t, 0], table_meta[t, 1])
+        found = 0
+        for t in range(n_tables):
+            key = qkeys[t]
+            ob = table_meta[t, 2]
+            pb = table_meta[t, 3]
+            mb = table_meta[t, 4]
+            nm = table_meta[t, 5]
+            # Three passes of independent loads (bucket bounds, then rows, then
+            # hashes) instead of one dependent chain per probe, so that the CPU
+            # keeps many cache misses in flight.
+            total = 0
+            for j in range(nm):
+                b = ob + np.int64(key ^ np.uint64(masks[mb + j]))
+                lo[j] = offsets[b]
+                hi[j] = offsets[b + 1]
+                total += hi[j] - lo[j]
+            if total > cand.shape[0]:
+                cand = np.empty(max(total, 2 * cand.shape[0]), dtype=np.int64)
+            nc = 0
+            for j in range(nm):
+                for p in range(lo[j], hi[j]):
+                    cand[nc] = positions[pb + p]
+                    nc += 1
+            for c in range(nc):
+                row = cand[c]
+                d = _distance(hashes, row, q0, q1, q2, q3)
+                if d > radius:
+                    continue
+                earlier = False
+                for u in range(t):
+                    ku = _key(hashes, row, table_meta[u, 0], table_meta[u, 1])
+                    if popcount64(ku ^ qkeys[u]) <= sub_radius:
+                        earlier = True
+                        break
+                if earlier or _is_dead(dead, row):
+                    continue
+                if found < cap:
+                    out_rows[qi, found] = row
+                    out_dist[qi, found] = d
+                found += 1
+        counts[qi] = found
+
+
+@numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
+def search_brute(
+    queries: Any,
+    hashes: Any,
+    dead: Any,
+    radius: int,
+    out_rows: Any,
+    out_dist: Any,
+    counts: Any,
+) -> None:
+    """Exact range search by scanning every row (small sets, the delta, large radii)."""
+    cap = out_rows.shape[1]
+    for qi in range(queries.shape[0]):
+        q0 = queries[qi, 0]
+        q1 = queries[qi, 1]
+        q2 = queries[qi, 2]
+        q3 = queries[qi, 3]
+        found = 0
+        for row in range(hashes.shape[0]):
+            d = _distance(hashes, row, q0, q1, q2, q3)
+            if d <= radius and not _is_dead(dead, row):
+                if found < cap:
+                    out_rows[qi, found] = row
+                    out_dist[qi, found] = d
+                found += 1
+        counts[qi] = found
