@@ -14,6 +14,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,7 +23,7 @@ from safestream.errors import InputError, SafestreamError
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _Ctx:
@@ -47,7 +48,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except SafestreamError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_ERROR)
 
 
@@ -141,7 +142,9 @@ def hash_cmd(
         except SafestreamError as exc:
             status = EXIT_ERROR
             kind = type(exc).__name__
-            click.echo(json.dumps({"path": str(path), "error": {"kind": kind, "message": str(exc)}}))
+            click.echo(
+                json.dumps({"path": str(path), "error": {"kind": kind, "message": str(exc)}})
+            )
     sys.exit(status)
 
 
@@ -477,8 +480,18 @@ def scan_cmd(
         writer = csv.writer(out, lineterminator="\n") if out_format == "csv" else None
         if writer:
             writer.writerow(
-                ["path", "outcome", "bank", "signal_type", "distance_bits", "matches",
-                 "pdq_quality", "md5", "error_kind", "error"]
+                [
+                    "path",
+                    "outcome",
+                    "bank",
+                    "signal_type",
+                    "distance_bits",
+                    "matches",
+                    "pdq_quality",
+                    "md5",
+                    "error_kind",
+                    "error",
+                ]
             )
         show = not no_progress and err_console.is_terminal
         progress = Progress(

@@ -138,7 +138,9 @@ def scan(
         # spawn, not fork: the parent holds database connections and index
         # threads that must not be duplicated into children.
         pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_hash_one, jobs, chunksize=max(1, min(32, len(files) // (n_workers * 8))))
+        results = pool.map(
+            _hash_one, jobs, chunksize=max(1, min(32, len(files) // (n_workers * 8)))
+        )
     try:
         for path, result in results:
             if isinstance(result, ImageHashes):

@@ -68,11 +68,7 @@ def test_plain_sha1_list_rejects_md5() -> None:
 
 
 def test_csv_with_header_and_metadata() -> None:
-    text = (
-        "signal_type,value,external_id,source,labels\n"
-        f"pdq,{PDQ},ext-1,NCMEC,a;b\n"
-        f"md5,{MD5},,,\n"
-    )
+    text = f"signal_type,value,external_id,source,labels\npdq,{PDQ},ext-1,NCMEC,a;b\nmd5,{MD5},,,\n"
     items = parse("csv", text)
     assert [i.line_number for i in items] == [2, 3]
     first = items[0]
@@ -120,7 +116,9 @@ labels = st.lists(st.text("abcxyz-_", min_size=1, max_size=8), max_size=3).map(t
 
 @given(
     st.lists(
-        st.tuples(hex_pdq, st.one_of(st.none(), st.text("AZaz09-", min_size=1, max_size=10)), labels),
+        st.tuples(
+            hex_pdq, st.one_of(st.none(), st.text("AZaz09-", min_size=1, max_size=10)), labels
+        ),
         max_size=20,
     )
 )

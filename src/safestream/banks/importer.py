@@ -85,9 +85,7 @@ def import_file(
         bank, source_name=source, content_sha256=_digest(path), list_format=list_format
     )
     if resume_line:
-        log.info(
-            "resuming import", extra={"import_id": import_id, "from_line": resume_line + 1}
-        )
+        log.info("resuming import", extra={"import_id": import_id, "from_line": resume_line + 1})
     errors: list[str] = []
     chunk: list[tuple[int, HashRecord]] = []
     last_line = resume_line
@@ -129,4 +127,3 @@ def import_file(
         resumed_from_line=resume_line,
         errors=tuple(errors),
     )
-

@@ -39,6 +39,33 @@ popcount64: Any = intrinsic(_popcount64_typer)
 """Number of set bits of a 64-bit integer, inside numba code (LLVM ``ctpop``: one instruction)."""
 
 
+def _prefetch_typer(typingctx: Any, array: Any, index: Any) -> Any:
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+    sig = types.void(array, index)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arytype, idxtype = signature.args
+        ary = context.make_array(arytype)(context, builder, args[0])
+        idx = context.cast(builder, args[1], idxtype, types.intp)
+        # Flat element offset from the data pointer: valid for C-contiguous arrays
+        # of any rank (callers pass row * row_length for 2-D arrays).
+        ptr = builder.gep(ary.data, [idx])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        # read, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+prefetch: Any = intrinsic(_prefetch_typer)
+"""Hint the CPU to fetch flat element ``index`` of a C-contiguous array; no bounds check."""
+
+
 @numba.njit(nogil=True, cache=True, inline="always")  # type: ignore[misc,unused-ignore]
 def _key(h: Any, row: int, start: int, nbits: int) -> Any:
     # Bits [start, start + nbits) of the 256-bit row, word 0 holding bits 0..63.
@@ -117,60 +144,79 @@ def search_mih(
     """
     n_tables = table_meta.shape[0]
     cap = out_rows.shape[1]
-    max_masks = 1
+    n_probes = 0
     for t in range(n_tables):
-        max_masks = max(max_masks, table_meta[t, 5])
-    lo = np.empty(max_masks, dtype=np.int64)
-    hi = np.empty(max_masks, dtype=np.int64)
-    cand = np.empty(4096, dtype=np.int64)
+        n_probes += table_meta[t, 5]
+    bucket = np.empty(n_probes, dtype=np.int64)
+    probe_table = np.empty(n_probes, dtype=np.int64)
+    lo = np.empty(n_probes, dtype=np.int64)
+    hi = np.empty(n_probes, dtype=np.int64)
+    cand = np.empty(8192, dtype=np.int64)
+    cand_table = np.empty(8192, dtype=np.int64)
     qkeys = np.empty(n_tables, dtype=np.uint64)
     for qi in range(queries.shape[0]):
         q0 = queries[qi, 0]
         q1 = queries[qi, 1]
         q2 = queries[qi, 2]
         q3 = queries[qi, 3]
+        # Four passes over all tables' probes -- bucket bounds, row numbers,
+        # hashes, verification -- each issuing thousands of independent
+        # prefetches before the next pass reads them, so that many cache misses
+        # are in flight at once instead of one dependent chain per probe.
+        i = 0
         for t in range(n_tables):
-            qkeys[t] = _key(queries, qi, table_meta[t, 0], table_meta[t, 1])
-        found = 0
-        for t in range(n_tables):
-            key = qkeys[t]
+            key = _key(queries, qi, table_meta[t, 0], table_meta[t, 1])
+            qkeys[t] = key
             ob = table_meta[t, 2]
-            pb = table_meta[t, 3]
             mb = table_meta[t, 4]
-            nm = table_meta[t, 5]
-            # Three passes of independent loads (bucket bounds, then rows, then
-            # hashes) instead of one dependent chain per probe, so that the CPU
-            # keeps many cache misses in flight.
-            total = 0
-            for j in range(nm):
+            for j in range(table_meta[t, 5]):
                 b = ob + np.int64(key ^ np.uint64(masks[mb + j]))
-                lo[j] = offsets[b]
-                hi[j] = offsets[b + 1]
-                total += hi[j] - lo[j]
-            if total > cand.shape[0]:
-                cand = np.empty(max(total, 2 * cand.shape[0]), dtype=np.int64)
-            nc = 0
-            for j in range(nm):
-                for p in range(lo[j], hi[j]):
-                    cand[nc] = positions[pb + p]
-                    nc += 1
-            for c in range(nc):
-                row = cand[c]
-                d = _distance(hashes, row, q0, q1, q2, q3)
-                if d > radius:
-                    continue
-                earlier = False
-                for u in range(t):
-                    ku = _key(hashes, row, table_meta[u, 0], table_meta[u, 1])
-                    if popcount64(ku ^ qkeys[u]) <= sub_radius:
-                        earlier = True
-                        break
-                if earlier or _is_dead(dead, row):
-                    continue
-                if found < cap:
-                    out_rows[qi, found] = row
-                    out_dist[qi, found] = d
-                found += 1
+                bucket[i] = b
+                probe_table[i] = t
+                prefetch(offsets, b)
+                i += 1
+        total = 0
+        for i in range(n_probes):
+            b = bucket[i]
+            start = np.int64(offsets[b])
+            stop = np.int64(offsets[b + 1])
+            lo[i] = start
+            hi[i] = stop
+            if stop > start:
+                prefetch(positions, table_meta[probe_table[i], 3] + start)
+            total += stop - start
+        if total > cand.shape[0]:
+            cand = np.empty(max(total, 2 * cand.shape[0]), dtype=np.int64)
+            cand_table = np.empty(cand.shape[0], dtype=np.int64)
+        nc = 0
+        for i in range(n_probes):
+            t = probe_table[i]
+            pb = table_meta[t, 3]
+            for p in range(lo[i], hi[i]):
+                row = np.int64(positions[pb + p])
+                cand[nc] = row
+                cand_table[nc] = t
+                prefetch(hashes, row * 4)
+                nc += 1
+        found = 0
+        for c in range(nc):
+            row = cand[c]
+            d = _distance(hashes, row, q0, q1, q2, q3)
+            if d > radius:
+                continue
+            t = cand_table[c]
+            earlier = False
+            for u in range(t):
+                ku = _key(hashes, row, table_meta[u, 0], table_meta[u, 1])
+                if popcount64(ku ^ qkeys[u]) <= sub_radius:
+                    earlier = True
+                    break
+            if earlier or _is_dead(dead, row):
+                continue
+            if found < cap:
+                out_rows[qi, found] = row
+                out_dist[qi, found] = d
+            found += 1
         counts[qi] = found
 
 

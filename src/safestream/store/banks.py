@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from safestream.banks.formats import HashRecord
 from safestream.banks.model import BANK_NAME_PATTERN, Bank, BankEntry, EntryChange
@@ -244,7 +245,7 @@ class BankRepository:
         """Remove entries by id or by (signal_type, value); return how many went."""
         with self.store.session() as session:
             bank = self._row(session, name)
-            conditions = []
+            conditions: list[ColumnElement[bool]] = []
             if entry_ids:
                 conditions.append(BankEntryRow.id.in_(list(entry_ids)))
             for signal_type, value in values:
@@ -320,9 +321,7 @@ class BankRepository:
                 for r in rows
             ]
 
-    def iter_all_entries(
-        self, *, batch_size: int = 50_000
-    ) -> Iterator[tuple[int, int, str, str]]:
+    def iter_all_entries(self, *, batch_size: int = 50_000) -> Iterator[tuple[int, int, str, str]]:
         """Stream (entry id, bank id, signal type, value) of every entry."""
         last_id = 0
         while True:
@@ -466,16 +465,22 @@ class BankRepository:
             ).where(s.import_id == import_id, s.id == first, ~present)
             session.execute(
                 insert(BankEntryRow).from_select(
-                    ["bank_id", "signal_type", "value", "source", "external_id", "labels", "import_id"],
+                    [
+                        "bank_id",
+                        "signal_type",
+                        "value",
+                        "source",
+                        "external_id",
+                        "labels",
+                        "import_id",
+                    ],
                     source,
                 )
             )
             # added_at is set in a second statement: a bind parameter of a
             # timezone-aware type inside INSERT ... SELECT is not portable.
             session.execute(
-                update(BankEntryRow)
-                .where(BankEntryRow.import_id == import_id)
-                .values(added_at=now)
+                update(BankEntryRow).where(BankEntryRow.import_id == import_id).values(added_at=now)
             )
             added_rows = session.execute(
                 select(BankEntryRow.id, BankEntryRow.signal_type, BankEntryRow.value).where(
