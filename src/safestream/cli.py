@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from safestream.errors import InputError, SafestreamError
+from safestream.errors import InputError, SafestreamError, error_kind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +35,11 @@ class _Ctx:
         from safestream.store.db import Store
 
         return Store.open(self.database_url, data_dir=self.data_dir)
+
+    def snapshot_dir(self) -> Path:
+        from safestream.store.db import default_data_dir
+
+        return (self.data_dir or default_data_dir()) / "index-snapshot"
 
     def repo(self) -> Any:
         from safestream.store.banks import BankRepository
@@ -141,10 +146,8 @@ def hash_cmd(
             click.echo(json.dumps({"path": str(path), **h.to_dict()}))
         except SafestreamError as exc:
             status = EXIT_ERROR
-            kind = type(exc).__name__
-            click.echo(
-                json.dumps({"path": str(path), "error": {"kind": kind, "message": str(exc)}})
-            )
+            error = {"kind": error_kind(exc), "message": str(exc)}
+            click.echo(json.dumps({"path": str(path), "error": error}))
     sys.exit(status)
 
 
@@ -405,7 +408,7 @@ def match_cmd(obj: _Ctx, value: str, signal_type: str | None, radius: int | None
             signal_type = by_length.get(len(value.strip()))
             if signal_type is None:
                 raise InputError("cannot tell the signal type from the length: give --type")
-        engine = Engine.open(obj.store())
+        engine = Engine.open(obj.store(), snapshot_dir=obj.snapshot_dir())
         matches = engine.lookup(signal_type, value, radius=radius)
         _json({"signal_type": signal_type, "matches": [m.to_dict() for m in matches]})
         if any(not m.is_allow_list for m in matches):
@@ -474,6 +477,7 @@ def scan_cmd(
             EngineOptions(
                 mode=mode, min_quality=min_quality, dihedral=dihedral, max_pixels=max_pixels
             ),
+            snapshot_dir=obj.snapshot_dir(),
         )
         total = sum(1 for _ in iter_files(paths))
         out: TextIO = output.open("w", encoding="utf-8", newline="") if output else sys.stdout

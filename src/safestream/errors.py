@@ -63,3 +63,10 @@ class NotFoundError(InputError):
 
 class ConflictError(InputError):
     """The object already exists or the change conflicts with current state."""
+
+
+def error_kind(exc: BaseException) -> str:
+    """A stable snake_case name for an error: ``CorruptImageError`` -> ``corrupt_image``."""
+    name = type(exc).__name__
+    kind = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return kind.removesuffix("_error")

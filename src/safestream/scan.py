@@ -17,7 +17,7 @@ from typing import Any
 
 from safestream.engine.check import Engine, EngineOptions
 from safestream.engine.verdict import Verdict
-from safestream.errors import InputError, SafestreamError
+from safestream.errors import InputError, SafestreamError, error_kind
 from safestream.signals.hashing import ImageHashes, hash_file
 
 
@@ -91,13 +91,6 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def _error_kind(exc: BaseException) -> str:
-    name = type(exc).__name__
-    # CorruptImageError -> corrupt_image, DecompressionBombError -> decompression_bomb
-    kind = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    return kind.removesuffix("_error")
-
-
 def _hash_one(path_and_options: tuple[str, EngineOptions]) -> tuple[str, Any]:
     """Worker: hash one file; never raises for a bad file."""
     path, o = path_and_options
@@ -111,7 +104,7 @@ def _hash_one(path_and_options: tuple[str, EngineOptions]) -> tuple[str, Any]:
         )
         return path, hashes
     except SafestreamError as exc:
-        return path, (_error_kind(exc), str(exc))
+        return path, (error_kind(exc), str(exc))
     except Exception as exc:  # a bug in a decoder must not stop a scan of millions of files
         return path, ("internal_error", f"{type(exc).__name__}: {exc}")
 

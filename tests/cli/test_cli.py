@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_hash_outputs_json_lines_and_errors(run, images: Path) -> None:  # type:
     assert result.exit_code == 2
     first, second = (json.loads(line) for line in result.output.splitlines())
     assert len(first["pdq"]) == 64 and first["pdq_quality"] >= 50 and len(first["md5"]) == 32
-    assert second["error"]["kind"] == "EmptyFileError"
+    assert second["error"]["kind"] == "empty_file"
     ok = run("hash", "--mode", "fast", "--dihedral", str(images / "a.png"))
     assert ok.exit_code == 0
     assert len(json.loads(ok.output)["pdq_dihedral"]) == 8
@@ -151,9 +152,14 @@ def test_scan_in_worker_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_and_finds_every_copy(tmp_path: Path) -> None:
+def test_demo_runs_and_finds_copies(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--workers", "1"])
+    result = runner.invoke(
+        cli, ["demo", "--dir", str(tmp_path / "demo"), "--workers", "1"], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     assert "false matches on unrelated images: 0/10" in result.output
-    assert "Copies of banked images found: 64/64" in result.output
+    assert "corrupt_image: 1, not_an_image: 1" in result.output
+    for transform in ("identical", "resize-50%", "jpeg-q50", "blur", "rotate-90", "flip"):
+        assert re.search(rf"│ {re.escape(transform)}\s*│ 8/8", result.output), transform
+    assert re.search(r"img-008-watermark.png\s*│ suppressed", result.output)

@@ -44,15 +44,23 @@ class EngineOptions:
 class Engine:
     """Checks content against every enabled bank."""
 
-    def __init__(self, repo: BankRepository, options: EngineOptions | None = None) -> None:
+    def __init__(
+        self,
+        repo: BankRepository,
+        options: EngineOptions | None = None,
+        *,
+        snapshot_dir: Path | None = None,
+    ) -> None:
         self.repo = repo
         self.options = options or EngineOptions()
-        self.matcher = Matcher.build(repo)
+        self.matcher = Matcher.build(repo, snapshot_dir)
 
     @classmethod
-    def open(cls, store: Store, options: EngineOptions | None = None) -> Engine:
-        """An engine over the banks in ``store``."""
-        return cls(BankRepository(store), options)
+    def open(
+        cls, store: Store, options: EngineOptions | None = None, *, snapshot_dir: Path | None = None
+    ) -> Engine:
+        """An engine over the banks in ``store`` (index snapshot in ``snapshot_dir``)."""
+        return cls(BankRepository(store), options, snapshot_dir=snapshot_dir)
 
     def refresh(self) -> int:
         """Pick up bank changes made since the engine was built or last refreshed."""

@@ -10,9 +10,14 @@ become matchable (or stop matching) at the next :meth:`Matcher.refresh`.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shutil
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +26,12 @@ from safestream.index.exact import ExactIndex
 from safestream.index.pdq_index import PDQIndex
 from safestream.store.banks import BankRepository
 
+log = logging.getLogger(__name__)
+
 _BATCH = 50_000
+SNAPSHOT_FORMAT = 1
+#: Save a snapshot when building replayed more changes than this.
+SNAPSHOT_AFTER_CHANGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,74 @@ class Matcher:
         self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, repo: BankRepository) -> Matcher:
-        """Load every entry from the store into fresh indexes."""
+    def build(cls, repo: BankRepository, snapshot_dir: Path | None = None) -> Matcher:
+        """Indexes of every entry: from a snapshot plus the change log, else from the store.
+
+        With ``snapshot_dir``, a valid snapshot of the same database is loaded
+        and only the changes made since are replayed; a missing, foreign or
+        corrupt snapshot falls back to a full load. A snapshot is (re)written
+        when that saved replaying more than ``SNAPSHOT_AFTER_CHANGES`` changes.
+        """
+        if snapshot_dir is not None:
+            matcher = cls._from_snapshot(repo, snapshot_dir)
+            if matcher is None:
+                matcher = cls._from_store(repo)
+                replayed = sum(len(i) for i in matcher.exact.values()) + len(matcher.pdq)
+            else:
+                replayed = matcher.refresh()
+            if replayed > SNAPSHOT_AFTER_CHANGES:
+                matcher.save_snapshot(snapshot_dir)
+            return matcher
+        return cls._from_store(repo)
+
+    @classmethod
+    def _from_snapshot(cls, repo: BankRepository, directory: Path) -> Matcher | None:
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.exists():
+            return None
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"snapshot format {manifest.get('format')!r}")
+            if manifest.get("instance_id") != repo.store.instance_id():
+                raise ValueError("snapshot belongs to another database")
+            last_seq = int(manifest["last_seq"])
+            if last_seq > repo.max_change_seq():
+                raise ValueError("snapshot is newer than the database")
+            matcher = cls(repo)
+            matcher.pdq = PDQIndex.load(directory / "pdq")
+            for signal_type in manifest["exact_types"]:
+                matcher.exact[signal_type] = ExactIndex.load(directory / f"exact-{signal_type}")
+            matcher.last_seq = last_seq
+            return matcher
+        except Exception as exc:  # any damage: rebuild from the database, never fail
+            log.warning("ignoring index snapshot in %s: %s", directory, exc)
+            return None
+
+    def save_snapshot(self, directory: Path) -> None:
+        """Write the indexes and the change-log position to ``directory`` (atomically)."""
+        with self._lock:
+            tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self.pdq.save(tmp / "pdq")
+            for signal_type, index in self.exact.items():
+                index.save(tmp / f"exact-{signal_type}")
+            manifest = {
+                "format": SNAPSHOT_FORMAT,
+                "instance_id": self.repo.store.instance_id(),
+                "last_seq": self.last_seq,
+                "exact_types": sorted(self.exact),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest))
+            old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+            if directory.exists():
+                directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def _from_store(cls, repo: BankRepository) -> Matcher:
         matcher = cls(repo)
         # Read the log position first: changes committed while we stream the
         # entries are then replayed by refresh(), and replays are idempotent.

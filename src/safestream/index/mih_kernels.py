@@ -21,6 +21,9 @@ from numba import types
 from numba.extending import intrinsic
 
 _U1 = np.uint64(1)
+# How many loads ahead the search kernel prefetches: measured on a 2-core AMD
+# EPYC at 10M hashes, 16 beat prefetching a whole pass ahead (and 8, 32, 64).
+_PREFETCH_AHEAD = 16
 
 
 def _popcount64_typer(typingctx: Any, x: Any) -> Any:
@@ -119,9 +122,57 @@ def build_table(hashes: Any, start: int, nbits: int, offsets: Any, positions: An
 
 
 @numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
+def _scan(
+    qi: int,
+    queries: Any,
+    hashes: Any,
+    ids: Any,
+    dead: Any,
+    radius: int,
+    out_ids: Any,
+    out_dist: Any,
+    found: int,
+) -> int:
+    # Brute-force range scan of every row for one query; appends after ``found``.
+    cap = out_ids.shape[1]
+    q0 = queries[qi, 0]
+    q1 = queries[qi, 1]
+    q2 = queries[qi, 2]
+    q3 = queries[qi, 3]
+    for row in range(hashes.shape[0]):
+        d = _distance(hashes, row, q0, q1, q2, q3)
+        if d <= radius and not _is_dead(dead, row):
+            if found < cap:
+                out_ids[qi, found] = ids[row]
+                out_dist[qi, found] = d
+            found += 1
+    return found
+
+
+@numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
+def _finish(qi: int, out_ids: Any, out_dist: Any, found: int, counts: Any) -> None:
+    # Sort one query's matches by (distance, id): insertion sort, as they are few.
+    n = min(found, out_ids.shape[1])
+    for a in range(1, n):
+        key_d = out_dist[qi, a]
+        key_i = out_ids[qi, a]
+        b = a - 1
+        while b >= 0 and (
+            out_dist[qi, b] > key_d or (out_dist[qi, b] == key_d and out_ids[qi, b] > key_i)
+        ):
+            out_dist[qi, b + 1] = out_dist[qi, b]
+            out_ids[qi, b + 1] = out_ids[qi, b]
+            b -= 1
+        out_dist[qi, b + 1] = key_d
+        out_ids[qi, b + 1] = key_i
+    counts[qi] = found
+
+
+@numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
 def search_mih(
     queries: Any,
     hashes: Any,
+    ids: Any,
     dead: Any,
     offsets: Any,
     table_meta: Any,
@@ -129,21 +180,24 @@ def search_mih(
     masks: Any,
     sub_radius: int,
     radius: int,
-    out_rows: Any,
+    delta_hashes: Any,
+    delta_ids: Any,
+    out_ids: Any,
     out_dist: Any,
     counts: Any,
 ) -> None:
-    """Exact range search of ``queries`` over the multi-index tables.
+    """Exact range search: the main rows through the multi-index tables, plus a delta scan.
 
     ``table_meta[t]`` = (key start bit, key bits, offsets base, positions base,
-    masks base, masks count). Each match is reported once, by the first table
-    whose key is within ``sub_radius`` of the query's key (the same test that
-    made that table's probe find it), so no "seen" array is needed.
-    Matches beyond ``out_rows.shape[1]`` are counted but not written: the caller
-    re-runs such queries with room for all of them.
+    masks base, masks count). Each main match is reported once, by the first
+    table whose key is within ``sub_radius`` of the query's key (the same test
+    that made that table's probe find it), so no "seen" array is needed.
+    Writes each query's (id, distance) matches sorted by (distance, id) and their
+    number to ``counts``; matches beyond ``out_ids.shape[1]`` are counted but not
+    written, and the caller re-runs such queries with room for all of them.
     """
     n_tables = table_meta.shape[0]
-    cap = out_rows.shape[1]
+    cap = out_ids.shape[1]
     n_probes = 0
     for t in range(n_tables):
         n_probes += table_meta[t, 5]
@@ -154,15 +208,17 @@ def search_mih(
     cand = np.empty(8192, dtype=np.int64)
     cand_table = np.empty(8192, dtype=np.int64)
     qkeys = np.empty(n_tables, dtype=np.uint64)
+    ahead = _PREFETCH_AHEAD
     for qi in range(queries.shape[0]):
         q0 = queries[qi, 0]
         q1 = queries[qi, 1]
         q2 = queries[qi, 2]
         q3 = queries[qi, 3]
-        # Four passes over all tables' probes -- bucket bounds, row numbers,
-        # hashes, verification -- each issuing thousands of independent
-        # prefetches before the next pass reads them, so that many cache misses
-        # are in flight at once instead of one dependent chain per probe.
+        # Passes over all tables' probes -- bucket numbers, bucket bounds, row
+        # numbers, verification -- each a loop of independent loads with a
+        # software prefetch a fixed distance ahead, so that many cache misses
+        # are in flight at once instead of one dependent chain per probe (the
+        # tables are far larger than the caches: nearly every load misses).
         i = 0
         for t in range(n_tables):
             key = _key(queries, qi, table_meta[t, 0], table_meta[t, 1])
@@ -170,36 +226,42 @@ def search_mih(
             ob = table_meta[t, 2]
             mb = table_meta[t, 4]
             for j in range(table_meta[t, 5]):
-                b = ob + np.int64(key ^ np.uint64(masks[mb + j]))
-                bucket[i] = b
+                bucket[i] = ob + np.int64(key ^ np.uint64(masks[mb + j]))
                 probe_table[i] = t
-                prefetch(offsets, b)
                 i += 1
+        for i in range(min(ahead, n_probes)):
+            prefetch(offsets, bucket[i])
         total = 0
         for i in range(n_probes):
+            if i + ahead < n_probes:
+                prefetch(offsets, bucket[i + ahead])
             b = bucket[i]
-            start = np.int64(offsets[b])
-            stop = np.int64(offsets[b + 1])
+            pb = table_meta[probe_table[i], 3]
+            start: Any = np.int64(offsets[b]) + pb
+            stop: Any = np.int64(offsets[b + 1]) + pb
             lo[i] = start
             hi[i] = stop
-            if stop > start:
-                prefetch(positions, table_meta[probe_table[i], 3] + start)
             total += stop - start
         if total > cand.shape[0]:
             cand = np.empty(max(total, 2 * cand.shape[0]), dtype=np.int64)
             cand_table = np.empty(cand.shape[0], dtype=np.int64)
+        for i in range(min(ahead, n_probes)):
+            prefetch(positions, lo[i])
         nc = 0
         for i in range(n_probes):
+            if i + ahead < n_probes:
+                prefetch(positions, lo[i + ahead])
             t = probe_table[i]
-            pb = table_meta[t, 3]
             for p in range(lo[i], hi[i]):
-                row = np.int64(positions[pb + p])
-                cand[nc] = row
+                cand[nc] = np.int64(positions[p])
                 cand_table[nc] = t
-                prefetch(hashes, row * 4)
                 nc += 1
+        for c in range(min(ahead, nc)):
+            prefetch(hashes, cand[c] * 4)
         found = 0
         for c in range(nc):
+            if c + ahead < nc:
+                prefetch(hashes, cand[c + ahead] * 4)
             row = cand[c]
             d = _distance(hashes, row, q0, q1, q2, q3)
             if d > radius:
@@ -214,35 +276,32 @@ def search_mih(
             if earlier or _is_dead(dead, row):
                 continue
             if found < cap:
-                out_rows[qi, found] = row
+                out_ids[qi, found] = ids[row]
                 out_dist[qi, found] = d
             found += 1
-        counts[qi] = found
+        found = _scan(
+            qi, queries, delta_hashes, delta_ids, dead[:0], radius, out_ids, out_dist, found
+        )
+        _finish(qi, out_ids, out_dist, found, counts)
 
 
 @numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
 def search_brute(
     queries: Any,
     hashes: Any,
+    ids: Any,
     dead: Any,
     radius: int,
-    out_rows: Any,
+    delta_hashes: Any,
+    delta_ids: Any,
+    out_ids: Any,
     out_dist: Any,
     counts: Any,
 ) -> None:
-    """Exact range search by scanning every row (small sets, the delta, large radii)."""
-    cap = out_rows.shape[1]
+    """Exact range search by scanning every main and delta row; output as :func:`search_mih`."""
     for qi in range(queries.shape[0]):
-        q0 = queries[qi, 0]
-        q1 = queries[qi, 1]
-        q2 = queries[qi, 2]
-        q3 = queries[qi, 3]
-        found = 0
-        for row in range(hashes.shape[0]):
-            d = _distance(hashes, row, q0, q1, q2, q3)
-            if d <= radius and not _is_dead(dead, row):
-                if found < cap:
-                    out_rows[qi, found] = row
-                    out_dist[qi, found] = d
-                found += 1
-        counts[qi] = found
+        found = _scan(qi, queries, hashes, ids, dead, radius, out_ids, out_dist, 0)
+        found = _scan(
+            qi, queries, delta_hashes, delta_ids, dead[:0], radius, out_ids, out_dist, found
+        )
+        _finish(qi, out_ids, out_dist, found, counts)

@@ -39,7 +39,8 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -51,7 +52,7 @@ from safestream.errors import InputError, SignalValueError
 from safestream.index import mih_kernels
 from safestream.index.storage import IndexFileError, read_arrays, write_arrays
 
-__all__ = ["DEFAULT_RADIUS", "HASH_BYTES", "MAX_RADIUS", "PDQIndex", "SearchMethod"]
+__all__ = ["DEFAULT_RADIUS", "HASH_BYTES", "MAX_RADIUS", "PDQIndex", "SearchMethod", "warm_up"]
 
 HASH_BYTES = 32
 """Bytes in one PDQ hash (256 bits)."""
@@ -80,27 +81,39 @@ _INITIAL_CAP = 16
 # Below this many queries a batch runs in the calling thread.
 _PARALLEL_MIN_QUERIES = 4
 _MAX_ROWS = (1 << 32) - 1
+# Every array handed to a kernel is read-only (queries and outputs aside):
+# numba compiles one specialisation per read-only/writable combination, so a
+# mix would mean a fresh multi-second compile in the middle of serving.
 _EMPTY_IDS: IdArray = np.empty(0, dtype=np.int64)
+_EMPTY_IDS.setflags(write=False)
 _EMPTY_ROWS: HashRows = np.empty((0, 4), dtype=np.uint64)
+_EMPTY_ROWS.setflags(write=False)
 
 _pool_lock = threading.Lock()
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 
 
+@functools.cache
 def _workers() -> int:
+    # Cores this process may run on, read once (a batch is split across them).
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-def _thread_pool() -> concurrent.futures.ThreadPoolExecutor:
-    # The kernels release the GIL, so plain threads use every core; numba's own
-    # parallel layer ("workqueue") is not safe to enter from several threads.
-    global _pool
+def _thread_pool(kind: Literal["search", "build"]) -> concurrent.futures.ThreadPoolExecutor:
+    """The shared worker threads for batch searches, or for table builds.
+
+    The kernels release the GIL, so plain threads use every core (numba's own
+    parallel layer, "workqueue", is not safe to enter from several threads).
+    Builds get their own pool so that a long merge never queues ahead of searches.
+    """
     with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=_workers(), thread_name_prefix="safestream-index"
+        pool = _pools.get(kind)
+        if pool is None:
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_workers(), thread_name_prefix=f"safestream-index-{kind}"
             )
-        return _pool
+            _pools[kind] = pool
+        return pool
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,6 +151,7 @@ class _Main:
     _plans: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]] = field(
         default_factory=dict, repr=False
     )
+    _costs: dict[int, float] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> int:
@@ -176,13 +190,17 @@ class _Main:
         return result
 
     def probe_cost(self, sub_radius: int) -> float:
-        """Rough cost of one MIH query, in units of one scanned row."""
+        """Rough cost of one MIH query, in units of one scanned row (cached)."""
+        cached = self._costs.get(sub_radius)
+        if cached is not None:
+            return cached
         cost = 0.0
         for bits in self.key_bits:
             probes = sum(math.comb(bits, k) for k in range(min(sub_radius, bits) + 1))
             # A probe is one cache miss, a candidate about two; a scanned row costs
             # a small fraction of a miss because the scan streams.
             cost += probes * (1.0 + 2.0 * self.size / (1 << bits)) * 8.0
+        self._costs[sub_radius] = cost
         return cost
 
     @property
@@ -214,8 +232,10 @@ def _build_main(ids: IdArray, hashes: HashRows) -> _Main:
             positions[t * n : (t + 1) * n],
         )
 
-    if n >= 100_000 and _workers() > 1:
-        list(_thread_pool().map(build, range(len(key_bits))))
+    if n == 0:
+        offsets[:] = 0  # no kernel call: importing this module must not compile
+    elif n >= 100_000 and _workers() > 1:
+        list(_thread_pool("build").map(build, range(len(key_bits))))
     else:
         for t in range(len(key_bits)):
             build(t)
@@ -284,8 +304,9 @@ def _as_rows(hashes: Any, what: str, *, allow_single: bool) -> HashRows:
     if hashes.ndim != 2 or hashes.shape[1] != HASH_BYTES:
         shape = f"(n, {HASH_BYTES})" + (f" or ({HASH_BYTES},)" if allow_single else "")
         raise SignalValueError(f"{what} must have shape {shape}, got {hashes.shape}")
-    contiguous = np.ascontiguousarray(hashes)
-    return contiguous.view("<u8").astype(np.uint64, copy=False)
+    rows = np.ascontiguousarray(hashes).view("<u8").astype(np.uint64, copy=False)
+    # Writable, for the same one-specialisation reason as _EMPTY_IDS.
+    return rows if rows.flags.writeable else rows.copy()
 
 
 def _check_radius(radius: object) -> int:
@@ -299,41 +320,6 @@ def _check_radius(radius: object) -> int:
 
 def _rows_to_bytes(rows: HashRows) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(rows.astype("<u8", copy=False)).view(np.uint8)
-
-
-_Kernel = Callable[
-    [HashRows, npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]], None
-]
-
-
-def _collect(
-    kernel: _Kernel, queries: HashRows
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
-    """Run a range kernel; return (query index, row, distance) of every match."""
-    m = queries.shape[0]
-    rows = np.empty((m, _INITIAL_CAP), dtype=np.int64)
-    dist = np.empty((m, _INITIAL_CAP), dtype=np.int32)
-    counts = np.empty(m, dtype=np.int64)
-    kernel(queries, rows, dist, counts)
-    over = np.flatnonzero(counts > _INITIAL_CAP)
-    filled = np.arange(_INITIAL_CAP) < np.minimum(counts, _INITIAL_CAP)[:, None]
-    if over.size:
-        # The kernel counted every match but kept only the first few: run those
-        # queries again with room for all of them (results are deterministic).
-        filled[over] = False
-    qidx, slot = np.nonzero(filled)
-    out_q, out_r, out_d = qidx, rows[qidx, slot], dist[qidx, slot]
-    if over.size:
-        cap = int(counts[over].max())
-        rows2 = np.empty((over.size, cap), dtype=np.int64)
-        dist2 = np.empty((over.size, cap), dtype=np.int32)
-        counts2 = np.empty(over.size, dtype=np.int64)
-        kernel(np.ascontiguousarray(queries[over]), rows2, dist2, counts2)
-        q2, s2 = np.nonzero(np.arange(cap) < counts2[:, None])
-        out_q = np.concatenate([out_q, over[q2]])
-        out_r = np.concatenate([out_r, rows2[q2, s2]])
-        out_d = np.concatenate([out_d, dist2[q2, s2]])
-    return out_q, out_r, out_d
 
 
 class PDQIndex:
@@ -395,6 +381,8 @@ class PDQIndex:
         )
 
     def _lookup(self, state: _State, key: int) -> HashRows | None:
+        if not -(1 << 63) <= key < (1 << 63):
+            return None  # cannot be stored; numpy would raise OverflowError
         hit = np.flatnonzero(state.delta_ids == key)
         if hit.size:
             return state.delta_hashes[hit[0] : hit[0] + 1]
@@ -450,88 +438,86 @@ class PDQIndex:
         r = _check_radius(radius)
         state = self._state  # one consistent snapshot for the whole call
         m = rows.shape[0]
-        if m == 0:
-            return []
         workers = _workers()
         if m < _PARALLEL_MIN_QUERIES or workers == 1:
-            parts = [self._search_rows(state, rows, r)]
-            starts = [0]
-        else:
-            chunks = np.array_split(np.arange(m), min(m, workers * 4))
-            starts = [int(c[0]) for c in chunks]
-            parts = list(
-                _thread_pool().map(
-                    lambda c: self._search_rows(state, rows[c[0] : c[-1] + 1], r), chunks
-                )
-            )
-        qidx = np.concatenate([p[0] + s for p, s in zip(parts, starts, strict=True)])
-        ids = np.concatenate([p[1] for p in parts])
-        dist = np.concatenate([p[2] for p in parts])
-        order = np.lexsort((ids, dist, qidx))
-        pairs = list(zip(ids[order].tolist(), dist[order].tolist(), strict=True))
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(qidx, minlength=m))]).tolist()
-        return [pairs[bounds[i] : bounds[i + 1]] for i in range(m)]
+            return self._search_rows(state, rows, r)
+        chunks = np.array_split(np.arange(m), min(m, workers * 4))
+        parts = _thread_pool("search").map(
+            lambda c: self._search_rows(state, rows[c[0] : c[-1] + 1], r), chunks
+        )
+        return [hits for part in parts for hits in part]
 
     def _use_mih(self, main: _Main, sub_radius: int) -> bool:
         if self._method == "brute" or sub_radius > _MAX_SUB_RADIUS or main.size == 0:
             return False
         return self._method == "mih" or main.probe_cost(sub_radius) < main.size
 
-    def _search_rows(
-        self, state: _State, rows: HashRows, radius: int
-    ) -> tuple[npt.NDArray[np.intp], IdArray, npt.NDArray[np.int32]]:
-        """Search one chunk of query rows against a snapshot: (query index, id, distance)."""
+    def _run(
+        self, state: _State, rows: HashRows, radius: int, cap: int
+    ) -> tuple[IdArray, npt.NDArray[np.int32], IdArray]:
+        """One kernel call over ``rows``: (ids, distances, counts), ``cap`` slots per query."""
+        m = rows.shape[0]
+        out_ids = np.empty((m, cap), dtype=np.int64)
+        out_dist = np.empty((m, cap), dtype=np.int32)
+        counts = np.empty(m, dtype=np.int64)
         main = state.main
-        found_q: list[npt.NDArray[np.intp]] = []
-        found_id: list[IdArray] = []
-        found_d: list[npt.NDArray[np.int32]] = []
-        if main.size:
-            sub_radius = radius // len(_SUB_LENGTHS)
-            kernel: _Kernel
-            if self._use_mih(main, sub_radius):
-                meta, masks = main.plan(sub_radius)
+        sub_radius = radius // len(_SUB_LENGTHS)
+        if self._use_mih(main, sub_radius):
+            meta, masks = main.plan(sub_radius)
+            mih_kernels.search_mih(
+                rows,
+                main.hashes,
+                main.ids,
+                state.dead,
+                main.offsets,
+                meta,
+                main.positions,
+                masks,
+                sub_radius,
+                radius,
+                state.delta_hashes,
+                state.delta_ids,
+                out_ids,
+                out_dist,
+                counts,
+            )
+        else:
+            mih_kernels.search_brute(
+                rows,
+                main.hashes,
+                main.ids,
+                state.dead,
+                radius,
+                state.delta_hashes,
+                state.delta_ids,
+                out_ids,
+                out_dist,
+                counts,
+            )
+        return out_ids, out_dist, counts
 
-                def kernel(q: HashRows, out_r: Any, out_d: Any, counts: Any) -> None:
-                    mih_kernels.search_mih(
-                        q,
-                        main.hashes,
-                        state.dead,
-                        main.offsets,
-                        meta,
-                        main.positions,
-                        masks,
-                        sub_radius,
-                        radius,
-                        out_r,
-                        out_d,
-                        counts,
-                    )
-
-            else:
-
-                def kernel(q: HashRows, out_r: Any, out_d: Any, counts: Any) -> None:
-                    mih_kernels.search_brute(
-                        q, main.hashes, state.dead, radius, out_r, out_d, counts
-                    )
-
-            q, r, d = _collect(kernel, rows)
-            found_q.append(q)
-            found_id.append(main.ids[r])
-            found_d.append(d)
-        if state.delta_ids.shape[0]:
-
-            def delta_kernel(q: HashRows, out_r: Any, out_d: Any, counts: Any) -> None:
-                mih_kernels.search_brute(
-                    q, state.delta_hashes, _EMPTY_IDS, radius, out_r, out_d, counts
+    def _search_rows(self, state: _State, rows: HashRows, radius: int) -> Results:
+        """Search query rows (uint64, (m, 4)) against one snapshot."""
+        out_ids, out_dist, counts = self._run(state, rows, radius, _INITIAL_CAP)
+        id_lists: list[list[int]] = out_ids.tolist()
+        dist_lists: list[list[int]] = out_dist.tolist()
+        results: Results = []
+        for i, count in enumerate(counts.tolist()):
+            results.append(list(zip(id_lists[i][:count], dist_lists[i][:count], strict=True)))
+        if int(counts.max(initial=0)) > _INITIAL_CAP:
+            over = np.flatnonzero(counts > _INITIAL_CAP)
+            # The kernel counted every match but kept only the first few: run those
+            # queries again with room for all of them (the snapshot is immutable,
+            # so the second run finds exactly the same matches).
+            big_ids, big_dist, big_counts = self._run(
+                state, np.ascontiguousarray(rows[over]), radius, int(counts[over].max())
+            )
+            for j, i in enumerate(over.tolist()):
+                count = int(big_counts[j])
+                results[i] = list(
+                    zip(big_ids[j, :count].tolist(), big_dist[j, :count].tolist(), strict=True)
                 )
-
-            q, r, d = _collect(delta_kernel, rows)
-            found_q.append(q)
-            found_id.append(state.delta_ids[r])
-            found_d.append(d)
-        if not found_q:
-            return np.empty(0, dtype=np.intp), _EMPTY_IDS, np.empty(0, dtype=np.int32)
-        return np.concatenate(found_q), np.concatenate(found_id), np.concatenate(found_d)
+        return results
 
     # ------------------------------------------------------------------ changes
 
@@ -688,3 +674,19 @@ class PDQIndex:
         main = _build_main(np.ascontiguousarray(ids), np.array(rows, dtype=np.uint64))
         index._state = _State(main, _EMPTY_IDS, _EMPTY_IDS, _EMPTY_ROWS, _EMPTY_IDS)
         return index
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's on-disk cache) every kernel; return the seconds taken.
+
+    The first use of the index in a process pays this: a few seconds on a cold
+    cache, well under one with a warm one. Call it at service start so that the
+    first real lookup does not.
+    """
+    started = time.perf_counter()
+    index = PDQIndex(delta_limit=1, method="mih")
+    index.add([0, 1], np.zeros((2, HASH_BYTES), dtype=np.uint8))  # merges: builds tables
+    index.add([2], np.ones((1, HASH_BYTES), dtype=np.uint8))  # stays in the delta
+    index.search(np.zeros(HASH_BYTES, dtype=np.uint8))
+    index.search(np.zeros(HASH_BYTES, dtype=np.uint8), MAX_RADIUS)  # the scan kernel
+    return time.perf_counter() - started

@@ -121,6 +121,20 @@ class Store:
 
         upgrade_to_head(self.engine)
 
+    def instance_id(self) -> str:
+        """The random id of this database, fixed when its schema was created."""
+        from sqlalchemy import select
+
+        from safestream.store.models import StoreMetaRow
+
+        with self.session() as session:
+            value = session.scalar(
+                select(StoreMetaRow.value).where(StoreMetaRow.key == "instance_id")
+            )
+        if value is None:
+            raise ConfigError("the database has no instance id: is its schema up to date?")
+        return value
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""

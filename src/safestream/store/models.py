@@ -150,3 +150,12 @@ class StagedEntryRow(Base):
     source: Mapped[str | None] = mapped_column(String(200), nullable=True)
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class StoreMetaRow(Base):
+    """Key/value facts about this database (e.g. its random instance id)."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,39 @@
+"""Image fixtures for the signals tests: all synthetic (drawn, seeded), never real."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from safestream.signals.synthetic import photo_like
+
+
+def encode(image: Image.Image | npt.NDArray[np.uint8], fmt: str, **params: Any) -> bytes:
+    """Encode a Pillow image or an RGB array to bytes in ``fmt``."""
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    buf = io.BytesIO()
+    im.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photo() -> npt.NDArray[np.uint8]:
+    """A 320x240 photo-like RGB array."""
+    return photo_like(7, 320, 240)
+
+
+@pytest.fixture(scope="session")
+def photo_png(photo: npt.NDArray[np.uint8]) -> bytes:
+    """``photo`` as PNG bytes."""
+    return encode(photo, "PNG")
+
+
+@pytest.fixture(scope="session")
+def photo_jpeg() -> bytes:
+    """A 1280x960 photo-like JPEG (large enough for DCT-scaled decoding)."""
+    return encode(photo_like(11, 1280, 960), "JPEG", quality=90)
