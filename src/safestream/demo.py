@@ -184,7 +184,7 @@ def run_demo(directory: Path, *, console: Console | None = None, workers: int | 
             why += f"; allow-list {rec.verdict.allow_matches[0].bank}"
         table.add_row(name, f"[{colour}]{rec.outcome}[/{colour}]", why)
         hit = rec.outcome in ("match", "suppressed")
-        if name in expected and expected[name]:
+        if expected.get(name):
             transform = name[len("img-000-") :].rsplit(".", 1)[0]
             found.setdefault(transform, [0, 0])
             found[transform][0] += int(hit)

@@ -115,8 +115,14 @@ def test_result_is_frozen_and_json_ready(photo_png: bytes) -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"mode": "turbo"}, {"mode": "EXACT"}, {"min_quality": 101}, {"min_quality": -1},
-     {"max_pixels": 0}, {"max_pixels": -5}],
+    [
+        {"mode": "turbo"},
+        {"mode": "EXACT"},
+        {"min_quality": 101},
+        {"min_quality": -1},
+        {"max_pixels": 0},
+        {"max_pixels": -5},
+    ],
 )
 def test_bad_options(photo_png: bytes, options: dict[str, object], tmp_path: Path) -> None:
     with pytest.raises(HashOptionError) as info:

@@ -151,7 +151,9 @@ def test_sixteen_bit_and_float_are_scaled_not_clipped(photo: npt.NDArray[np.uint
 def _with_orientation(rgb: npt.NDArray[np.uint8], orientation: int, fmt: str = "JPEG") -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(Image.fromarray(rgb), fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    return encode(
+        Image.fromarray(rgb), fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {})
+    )
 
 
 def test_orientation_6_hashes_like_the_rotated_image(photo: npt.NDArray[np.uint8]) -> None:
@@ -240,7 +242,11 @@ def test_empty(mode: str) -> None:
 @BOTH
 @pytest.mark.parametrize(
     "data",
-    [b"hello, world\n" * 20, bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8)), b"x"],
+    [
+        b"hello, world\n" * 20,
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8)),
+        b"x",
+    ],
 )
 def test_not_an_image(mode: str, data: bytes) -> None:
     with pytest.raises(NotAnImageError, match="not in any image format"):
@@ -287,7 +293,7 @@ def test_pillows_own_refusal_is_ours_too(mode: str) -> None:
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(DecompressionBombError):
         hash_bytes(_png_header_only(30_000, 30_000), mode=mode, max_pixels=10**10)
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_default_limit_is_pillows_default() -> None:

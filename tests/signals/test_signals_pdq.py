@@ -140,7 +140,9 @@ def test_distance_is_a_metric(a: str, b: str, c: str) -> None:
     assert d(a, a) == 0
     assert d(a, b) == d(b, a)
     assert d(a, c) <= d(a, b) + d(b, c)
-    popcount = sum(bin(x ^ y).count("1") for x, y in zip(bytes.fromhex(a), bytes.fromhex(b)))
+    popcount = sum(
+        bin(x ^ y).count("1") for x, y in zip(bytes.fromhex(a), bytes.fromhex(b), strict=True)
+    )
     assert d(a, b) == popcount
 
 
