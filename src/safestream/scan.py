@@ -7,6 +7,7 @@ holds the only copy of the index and the only database connection.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safestream.engine.check import Engine, EngineOptions
+from safestream.engine.check import Engine
 from safestream.engine.verdict import Verdict
-from safestream.errors import InputError, SafestreamError, error_kind
-from safestream.signals.hashing import ImageHashes, hash_file
+from safestream.errors import InputError
+from safestream.scan_worker import HashJobOptions, HashJobResult, hash_one
+from safestream.signals.hashing import ImageHashes
 
 
 @dataclass(frozen=True)
@@ -91,22 +93,18 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def _hash_one(path_and_options: tuple[str, EngineOptions]) -> tuple[str, Any]:
-    """Worker: hash one file; never raises for a bad file."""
-    path, o = path_and_options
-    try:
-        hashes = hash_file(
-            Path(path),
-            mode=o.mode,
-            min_quality=o.min_quality,
-            dihedral=o.dihedral,
-            max_pixels=o.max_pixels,
-        )
-        return path, hashes
-    except SafestreamError as exc:
-        return path, (error_kind(exc), str(exc))
-    except Exception as exc:  # a bug in a decoder must not stop a scan of millions of files
-        return path, ("internal_error", f"{type(exc).__name__}: {exc}")
+#: Files handed to the pool at a time: bounds memory on scans of millions of files.
+WINDOW = 2048
+
+
+def _hash_all(
+    jobs: Iterator[tuple[str, HashJobOptions]], pool: ProcessPoolExecutor | None
+) -> Iterator[HashJobResult]:
+    if pool is None:
+        yield from map(hash_one, jobs)
+        return
+    while window := list(itertools.islice(jobs, WINDOW)):
+        yield from pool.map(hash_one, window, chunksize=8)
 
 
 def scan(
@@ -117,25 +115,20 @@ def scan(
     on_record: Callable[[ScanRecord], None] | None = None,
 ) -> ScanSummary:
     """Scan files and folders, calling ``on_record`` for each file as it finishes."""
-    files = [str(p) for p in iter_files(paths)]
     summary = ScanSummary()
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers < 1:
         raise InputError("workers must be at least 1")
-    jobs = [(f, engine.options) for f in files]
-    results: Iterable[tuple[str, Any]]
-    if n_workers == 1 or len(files) < 4:
-        results = map(_hash_one, jobs)
-        pool = None
-    else:
+    o = engine.options
+    job_options: HashJobOptions = (o.mode, o.min_quality, o.dihedral, o.max_pixels)
+    jobs = ((str(f), job_options) for f in iter_files(paths))
+    pool: ProcessPoolExecutor | None = None
+    if n_workers > 1:
         # spawn, not fork: the parent holds database connections and index
         # threads that must not be duplicated into children.
         pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(
-            _hash_one, jobs, chunksize=max(1, min(32, len(files) // (n_workers * 8)))
-        )
     try:
-        for path, result in results:
+        for path, result in _hash_all(jobs, pool):
             if isinstance(result, ImageHashes):
                 record = ScanRecord(path, verdict=engine.check_hashes(result))
             else:

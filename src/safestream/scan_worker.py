@@ -1,0 +1,34 @@
+"""What a scan worker process runs: hash one file, never raise for a bad one.
+
+Kept apart from :mod:`safestream.scan` so that a spawned worker imports only
+the hashing code, not the engine, the index (numba) or the database layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safestream.errors import SafestreamError, error_kind
+from safestream.signals.hashing import ImageHashes, hash_file
+
+#: (mode, min_quality, dihedral, max_pixels) — plain values, cheap to send.
+HashJobOptions = tuple[str, int, bool, int | None]
+HashJobResult = tuple[str, ImageHashes | tuple[str, str]]
+
+
+def hash_one(job: tuple[str, HashJobOptions]) -> HashJobResult:
+    """Hash one file; a bad file gives ``(path, (error_kind, message))``."""
+    path, (mode, min_quality, dihedral, max_pixels) = job
+    try:
+        hashes = hash_file(
+            Path(path),
+            mode=mode,
+            min_quality=min_quality,
+            dihedral=dihedral,
+            max_pixels=max_pixels,
+        )
+        return path, hashes
+    except SafestreamError as exc:
+        return path, (error_kind(exc), str(exc))
+    except Exception as exc:  # a decoder bug must not stop a scan of millions of files
+        return path, ("internal_error", f"{type(exc).__name__}: {exc}")
