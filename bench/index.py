@@ -95,7 +95,7 @@ def time_batch(search_all: Callable[[Any], object], queries: npt.NDArray[np.uint
     """All queries in one call: queries/s."""
     start = time.perf_counter()
     search_all(queries)
-    return queries.shape[0] / (time.perf_counter() - start)
+    return float(queries.shape[0] / (time.perf_counter() - start))
 
 
 def faiss_pairs(index: Any, queries: npt.NDArray[np.uint8]) -> list[Pairs]:
@@ -191,6 +191,9 @@ def bench_size(n: int, args: argparse.Namespace) -> None:
     def ours_search(q: Any) -> object:
         return ours.search(q, RADIUS)
 
+    def ours_search_at(radius: int) -> Callable[[Any], object]:
+        return lambda q: ours.search(q, radius)
+
     def faiss_one(index: Any) -> Callable[[Any], object]:
         def run(q: Any) -> object:
             # One query gains nothing from OpenMP, and on a busy 2-core box its
@@ -226,6 +229,34 @@ def bench_size(n: int, args: argparse.Namespace) -> None:
             flush=True,
         )
 
+    # Other radii: ours (batch) against brute force on the baseline queries.
+    other_radii: list[tuple[int, float, float, int, float]] = []
+    for radius in args.radii:
+        lims, dist, labels = flat.range_search(base_queries, radius + 1)
+        truth_r = [
+            set(
+                zip(
+                    labels[lims[i] : lims[i + 1]].tolist(),
+                    dist[lims[i] : lims[i + 1]].tolist(),
+                    strict=True,
+                )
+            )
+            for i in range(base_queries.shape[0])
+        ]
+        t0 = time.perf_counter()
+        got = ours.search(base_queries, radius)
+        qps = base_queries.shape[0] / (time.perf_counter() - t0)
+        # A few hundred fast queries take milliseconds, which one lost time slice
+        # on a busy machine would distort: time ~2 s worth of queries instead.
+        more = min(queries.shape[0], int(qps * 2))
+        if more > base_queries.shape[0]:
+            qps = time_batch(ours_search_at(radius), queries[:more])
+        t0 = time.perf_counter()
+        flat.range_search(base_queries, radius + 1)
+        flat_qps = base_queries.shape[0] / (time.perf_counter() - t0)
+        rec, ext = compare([set(g) for g in got], truth_r)
+        other_radii.append((radius, qps, rec, ext, flat_qps))
+
     # Changes into the built index.
     rng = np.random.default_rng(args.seed + 1)
     add_ms: dict[int, list[float]] = {1: [], 100: []}
@@ -260,7 +291,11 @@ def bench_size(n: int, args: argparse.Namespace) -> None:
 
     o, m, f = timings["ours"], timings["mih"], timings["flat"]
     print(
-        f"\nresults at {n:,} ({args.repeat} rounds, medians; {n_matches} true matches, "
+        f"\nload average now {os.getloadavg()[0]:.1f} (2.0 = both cores busy with this run; "
+        "more means other processes took CPU from it)"
+    )
+    print(
+        f"results at {n:,} ({args.repeat} rounds, medians; {n_matches} true matches, "
         f"planted at every distance 0..31 present: {planted_ok})"
     )
     header = f"{'':34}{'ours':>12}{'faiss MIH':>12}{'faiss flat':>12}"
@@ -292,6 +327,11 @@ def bench_size(n: int, args: argparse.Namespace) -> None:
     print(
         f"ratios: ours/faiss-MIH single {med(o.single_qps) / med(m.single_qps):.0f}x, batch {med(o.batch_qps) / med(m.batch_qps):.0f}x; ours/flat single {med(o.single_qps) / med(f.single_qps):.0f}x, batch {med(o.batch_qps) / med(f.batch_qps):.0f}x"
     )
+    for radius, qps, rec, ext, flat_qps in other_radii:
+        print(
+            f"radius {radius:3}: ours batch {qps:,.0f} q/s (flat {flat_qps:,.0f}), "
+            f"recall {rec:.2%}, extras {ext}"
+        )
     print(
         f"add into built index: 1 hash {med(add_ms[1]):.3f} ms, 100 hashes {med(add_ms[100]):.3f} ms "
         f"(faiss MIH 100: {med(mih_add_ms):.3f} ms); new hash matchable at once: {visible}"
@@ -314,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         help="queries for faiss (slow at 10M: ~50 ms each for MIH)",
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--radii",
+        type=int,
+        nargs="*",
+        default=[0, 15, 32, 40, 64],
+        help="extra radii, checked once",
+    )
     parser.add_argument("--seed", type=int, default=20261129)
     args = parser.parse_args(argv)
     args.baseline_queries = min(args.baseline_queries, args.queries)

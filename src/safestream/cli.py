@@ -548,6 +548,121 @@ def scan_cmd(
             sys.exit(EXIT_MATCH)
 
 
+# -- service -------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SAFESTREAM_POLICY_FILE",
+    default=None,
+    help="Policy rules (TOML) [env SAFESTREAM_POLICY_FILE]. Default: block known material.",
+)
+@click.pass_obj
+def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path | None) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    from safestream.api.settings import ServiceSettings
+    from safestream.engine.policy import Policy
+
+    with _errors():
+        # Validate everything before any worker starts: errors are precise here.
+        ServiceSettings.from_env()
+        if policy_file is not None:
+            Policy.load(policy_file)
+            os.environ["SAFESTREAM_POLICY_FILE"] = str(policy_file.resolve())
+        obj.store().dispose()
+        if obj.data_dir is not None:
+            os.environ["SAFESTREAM_DATA_DIR"] = str(obj.data_dir.resolve())
+        if obj.database_url is not None:
+            os.environ["SAFESTREAM_DATABASE_URL"] = obj.database_url
+    uvicorn.run(
+        "safestream.api.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "integrator", "curator", "reviewer", "le_liaison", "auditor"]),
+)
+@click.option("--name", default="", help="What the key is for.")
+@click.pass_obj
+def keys_create(obj: _Ctx, role: str, name: str) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from safestream.store.service import KeyRepository
+
+    with _errors():
+        key, record = KeyRepository(obj.store()).create(role, name)
+        err_console.print(
+            f"key {record.id} ({record.role.value}) created; it is shown once, store it now:"
+        )
+        click.echo(key)
+
+
+@keys.command("list")
+@click.pass_obj
+def keys_list(obj: _Ctx) -> None:
+    """List keys (never their secrets)."""
+    from safestream.store.service import KeyRepository
+
+    with _errors():
+        _json([k.to_dict() for k in KeyRepository(obj.store()).list()])
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@click.pass_obj
+def keys_revoke(obj: _Ctx, key_id: int) -> None:
+    """Revoke key KEY_ID; it stops working at once."""
+    from safestream.store.service import KeyRepository
+
+    with _errors():
+        _json(KeyRepository(obj.store()).revoke(key_id).to_dict())
+
+
+@cli.group()
+def checks() -> None:
+    """Check records kept by the service."""
+
+
+@checks.command("purge")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(1),
+    envvar="SAFESTREAM_CHECK_RETENTION_DAYS",
+    default=90,
+    show_default=True,
+)
+@click.pass_obj
+def checks_purge(obj: _Ctx, older_than_days: int) -> None:
+    """Delete check records past the retention period."""
+    from safestream.store.service import CheckRepository
+
+    with _errors():
+        removed = CheckRepository(obj.store()).purge_older_than(older_than_days)
+        _json({"purged": removed})
+
+
 # -- demo ----------------------------------------------------------------------
 
 

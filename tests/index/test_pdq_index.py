@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import Reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,9 @@ from safestream.errors import InputError, SignalValueError
 from safestream.index import mih_kernels, pdq_index
 from safestream.index.pdq_index import PDQIndex
 from safestream.index.storage import IndexFileError
+
+# The brute-force reference of conftest.py (the ``reference`` fixture).
+Reference = Callable[[Mapping[int, bytes], npt.NDArray[np.uint8], int], list[list[tuple[int, int]]]]
 
 RADII = [0, 1, 15, 31, 32, 40, 64, 256]
 METHODS = ["mih", "brute", "auto"]
@@ -555,7 +560,7 @@ def test_search_and_remove_reject_bad_input() -> None:
     with pytest.raises(SignalValueError, match="queries must have shape"):
         index.search(np.zeros(31, dtype=np.uint8))
     with pytest.raises(SignalValueError, match="dtype uint8"):
-        index.search(np.zeros((1, 32), dtype=np.int8))  # type: ignore[arg-type]
+        index.search(np.zeros((1, 32), dtype=np.int8))
     with pytest.raises(InputError, match="must be integers"):
         index.remove([1.5])
     with pytest.raises(InputError, match="an id must be an int"):
@@ -564,6 +569,21 @@ def test_search_and_remove_reject_bad_input() -> None:
         PDQIndex(delta_limit=0)
     with pytest.raises(InputError, match="method"):
         PDQIndex(method="fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_batch_search_works_in_a_forked_child(rng: np.random.Generator) -> None:
+    hashes = random_hashes(rng, 64)
+    index = PDQIndex()
+    index.add(np.arange(64), hashes)
+    assert index.search(hashes)[5] == [(5, 0)]  # creates the thread pool
+    pid = os.fork()
+    if pid == 0:  # child: a batch must not wait on the parent's (absent) threads
+        signal.alarm(60)  # a regression kills the child instead of hanging the suite
+        ok = index.search(hashes)[7] == [(7, 0)]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def test_warm_up_compiles_the_kernels() -> None:

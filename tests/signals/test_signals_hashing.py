@@ -162,3 +162,13 @@ def test_bytes_like_inputs(photo_png: bytes) -> None:
     assert hash_bytes(memoryview(photo_png)) == hash_bytes(photo_png)
     with pytest.raises(InputError):
         hash_bytes("not bytes")  # type: ignore[arg-type]
+
+
+def test_threads_give_the_same_results(photo_jpeg: bytes, photo_png: bytes) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(photo_jpeg, "fast"), (photo_png, "exact"), (photo_jpeg, "exact"), (photo_png, "fast")]
+    expected = [hash_bytes(d, mode=m) for d, m in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda job: hash_bytes(job[0], mode=job[1]), jobs * 4))
+    assert got == expected * 4

@@ -134,6 +134,15 @@ def test_fast_reduced_by_block_means_is_close(photo: npt.NDArray[np.uint8]) -> N
         assert PDQSignal.distance(fast, exact) <= 8
 
 
+@pytest.mark.parametrize(("width", "height"), [(2000, 100), (100, 2000), (3000, 6), (6, 3000)])
+def test_fast_on_slivers_is_close(width: int, height: int) -> None:
+    rgb = photo_like(3, width, height)
+    exact, quality = pdq_from_rgb(rgb)
+    fast, fast_quality, _ = fast_pdq_from_pixels(rgb)
+    assert abs(fast_quality - quality) <= 1
+    assert PDQSignal.distance(exact, fast) <= 4
+
+
 @given(a=hex_hashes, b=hex_hashes, c=hex_hashes)
 def test_distance_is_a_metric(a: str, b: str, c: str) -> None:
     d = PDQSignal.distance

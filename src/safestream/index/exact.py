@@ -78,7 +78,9 @@ class ExactIndex:
 
     def __contains__(self, key: object) -> bool:
         """Return whether ``key`` is an id held by the index."""
-        return key in self._by_id if isinstance(key, int) and not isinstance(key, bool) else False
+        if isinstance(key, bool) or not isinstance(key, int | np.integer):
+            return False
+        return int(key) in self._by_id
 
     def __repr__(self) -> str:
         """Summarise the size (never the values)."""

@@ -1,11 +1,18 @@
 """Compiled (numba) kernels behind :class:`~safestream.index.pdq_index.PDQIndex`.
 
 Hashes are rows of four little-endian ``uint64`` words (one 32-byte cache line per
-hash). The multi-index-hashing tables are CSR arrays: for each table ``t`` a dense
-``offsets`` run of ``2**key_bits[t] + 1`` entries and a run of row ``positions``
-grouped by key, all concatenated into two flat arrays so that a kernel call takes
-few arguments (numba's dispatch cost grows with the argument count).
+hash). Each multi-index-hashing table is a dense ``uint32`` array with one *entry*
+per key, plus an *overflow* array:
 
+* ``EMPTY``: no row has this key;
+* ``SINGLE | row``: exactly one row has it -- the common case at about one row
+  per key, and it saves a cache miss per probe over a plain CSR layout
+  (offsets, then row numbers, then the hash);
+* anything else: an index into the overflow array, where the bucket's row count
+  is followed by its rows.
+
+The tables' entries and overflows are concatenated into two flat arrays so that a
+kernel call takes few arguments (numba's dispatch cost grows with their number).
 Every kernel is ``nogil`` so that searches from several Python threads run in
 parallel, and ``cache=True`` so that the JIT cost is paid once per machine.
 """
@@ -24,6 +31,11 @@ _U1 = np.uint64(1)
 # How many loads ahead the search kernel prefetches: measured on a 2-core AMD
 # EPYC at 10M hashes, 16 beat prefetching a whole pass ahead (and 8, 32, 64).
 _PREFETCH_AHEAD = 16
+EMPTY = np.uint32(0xFFFFFFFF)
+"""Entry of a key that no row has."""
+SINGLE = np.uint32(0x80000000)
+"""Flag of an entry that holds the one row of its key (rows stay below 2**30)."""
+_PENDING = np.uint32(0xFFFFFFFE)  # during a build: a single-row key not yet filled
 
 
 def _popcount64_typer(typingctx: Any, x: Any) -> Any:
@@ -99,26 +111,43 @@ def _is_dead(dead: Any, row: int) -> bool:
 
 
 @numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
-def build_table(hashes: Any, start: int, nbits: int, offsets: Any, positions: Any) -> None:
-    """Fill one CSR table: ``offsets`` (``2**nbits + 1``) and ``positions`` (one per row).
+def build_table(hashes: Any, start: int, nbits: int, entries: Any) -> Any:
+    """Fill one table's ``entries`` (``2**nbits``) and return its overflow array.
 
-    A counting sort, O(rows + buckets); rows stay in ascending order inside a bucket.
+    Two passes over the rows (count, then place), O(rows + keys); rows keep
+    ascending order inside a bucket. Requires fewer than 2**30 rows.
     """
     n = hashes.shape[0]
     nb = 1 << nbits
-    offsets[:] = 0
     keys = np.empty(n, dtype=np.uint32)
+    counts = np.zeros(nb, dtype=np.uint32)
     for r in range(n):
         k = _key(hashes, r, start, nbits)
         keys[r] = np.uint32(k)
-        offsets[k + 1] += 1
+        counts[k] += 1
+    size = 0
     for b in range(nb):
-        offsets[b + 1] += offsets[b]
-    cursor = offsets[:nb].copy()
+        c = counts[b]
+        if c == 0:
+            entries[b] = EMPTY
+        elif c == 1:
+            entries[b] = _PENDING
+        else:
+            entries[b] = np.uint32(size)
+            size += 1 + c
+    # Each overflow bucket: its count (used as the fill cursor while building),
+    # then its rows.
+    overflow = np.zeros(size, dtype=np.uint32)
     for r in range(n):
         k = keys[r]
-        positions[cursor[k]] = np.uint32(r)
-        cursor[k] += 1
+        e = entries[k]
+        if e == _PENDING:
+            entries[k] = np.uint32(r) | SINGLE
+        else:
+            c = overflow[e]
+            overflow[e + 1 + c] = np.uint32(r)
+            overflow[e] = c + 1
+    return overflow
 
 
 @numba.njit(nogil=True, cache=True)  # type: ignore[misc,unused-ignore]
@@ -174,9 +203,9 @@ def search_mih(
     hashes: Any,
     ids: Any,
     dead: Any,
-    offsets: Any,
+    entries: Any,
     table_meta: Any,
-    positions: Any,
+    overflow: Any,
     masks: Any,
     sub_radius: int,
     radius: int,
@@ -188,7 +217,7 @@ def search_mih(
 ) -> None:
     """Exact range search: the main rows through the multi-index tables, plus a delta scan.
 
-    ``table_meta[t]`` = (key start bit, key bits, offsets base, positions base,
+    ``table_meta[t]`` = (key start bit, key bits, entries base, overflow base,
     masks base, masks count). Each main match is reported once, by the first
     table whose key is within ``sub_radius`` of the query's key (the same test
     that made that table's probe find it), so no "seen" array is needed.
@@ -203,10 +232,10 @@ def search_mih(
         n_probes += table_meta[t, 5]
     bucket = np.empty(n_probes, dtype=np.int64)
     probe_table = np.empty(n_probes, dtype=np.int64)
-    lo = np.empty(n_probes, dtype=np.int64)
-    hi = np.empty(n_probes, dtype=np.int64)
-    cand = np.empty(8192, dtype=np.int64)
-    cand_table = np.empty(8192, dtype=np.int64)
+    multi = np.empty(n_probes, dtype=np.int64)
+    multi_table = np.empty(n_probes, dtype=np.int64)
+    cand = np.empty(2 * n_probes + 1024, dtype=np.int64)
+    cand_table = np.empty(cand.shape[0], dtype=np.int64)
     qkeys = np.empty(n_tables, dtype=np.uint64)
     ahead = _PREFETCH_AHEAD
     for qi in range(queries.shape[0]):
@@ -214,46 +243,59 @@ def search_mih(
         q1 = queries[qi, 1]
         q2 = queries[qi, 2]
         q3 = queries[qi, 3]
-        # Passes over all tables' probes -- bucket numbers, bucket bounds, row
-        # numbers, verification -- each a loop of independent loads with a
-        # software prefetch a fixed distance ahead, so that many cache misses
-        # are in flight at once instead of one dependent chain per probe (the
-        # tables are far larger than the caches: nearly every load misses).
+        # Passes over all tables' probes -- keys, entries, overflow buckets,
+        # verification -- each a loop of independent loads with a software
+        # prefetch a fixed distance ahead, so that many cache misses are in
+        # flight at once instead of one dependent chain per probe (the tables
+        # are far larger than the caches: nearly every load misses).
         i = 0
         for t in range(n_tables):
             key = _key(queries, qi, table_meta[t, 0], table_meta[t, 1])
             qkeys[t] = key
-            ob = table_meta[t, 2]
+            eb = table_meta[t, 2]
             mb = table_meta[t, 4]
             for j in range(table_meta[t, 5]):
-                bucket[i] = ob + np.int64(key ^ np.uint64(masks[mb + j]))
+                bucket[i] = eb + np.int64(key ^ np.uint64(masks[mb + j]))
                 probe_table[i] = t
                 i += 1
         for i in range(min(ahead, n_probes)):
-            prefetch(offsets, bucket[i])
-        total = 0
-        for i in range(n_probes):
-            if i + ahead < n_probes:
-                prefetch(offsets, bucket[i + ahead])
-            b = bucket[i]
-            pb = table_meta[probe_table[i], 3]
-            start: Any = np.int64(offsets[b]) + pb
-            stop: Any = np.int64(offsets[b + 1]) + pb
-            lo[i] = start
-            hi[i] = stop
-            total += stop - start
-        if total > cand.shape[0]:
-            cand = np.empty(max(total, 2 * cand.shape[0]), dtype=np.int64)
-            cand_table = np.empty(cand.shape[0], dtype=np.int64)
-        for i in range(min(ahead, n_probes)):
-            prefetch(positions, lo[i])
+            prefetch(entries, bucket[i])
         nc = 0
+        nm = 0
         for i in range(n_probes):
             if i + ahead < n_probes:
-                prefetch(positions, lo[i + ahead])
+                prefetch(entries, bucket[i + ahead])
+            e = entries[bucket[i]]
+            if e == EMPTY:
+                continue
             t = probe_table[i]
-            for p in range(lo[i], hi[i]):
-                cand[nc] = np.int64(positions[p])
+            if e & SINGLE:
+                row = np.int64(e & ~SINGLE)
+                cand[nc] = row
+                cand_table[nc] = t
+                prefetch(hashes, row * 4)
+                nc += 1
+            else:
+                at = table_meta[t, 3] + np.int64(e)
+                multi[nm] = at
+                multi_table[nm] = t
+                prefetch(overflow, at)
+                nm += 1
+        total = nc
+        for m in range(nm):
+            total += np.int64(overflow[multi[m]])
+        if total > cand.shape[0]:
+            grown = np.empty(2 * total, dtype=np.int64)
+            grown_table = np.empty(2 * total, dtype=np.int64)
+            grown[:nc] = cand[:nc]
+            grown_table[:nc] = cand_table[:nc]
+            cand = grown
+            cand_table = grown_table
+        for m in range(nm):
+            at = multi[m]
+            t = multi_table[m]
+            for j in range(np.int64(overflow[at])):
+                cand[nc] = np.int64(overflow[at + 1 + j])
                 cand_table[nc] = t
                 nc += 1
         for c in range(min(ahead, nc)):

@@ -93,6 +93,18 @@ _pool_lock = threading.Lock()
 _pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 
 
+def _forget_pools_after_fork() -> None:
+    # A forked child (e.g. a pre-forking server worker) inherits the pools but
+    # not their threads: work submitted there would wait forever.
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
 @functools.cache
 def _workers() -> int:
     # Cores this process may run on, read once (a batch is split across them).
@@ -558,7 +570,7 @@ class PDQIndex:
             )
             merge = self._needs_merge(self._state)
         if merge:
-            self.merge()
+            self._merge(only_if_needed=True)
 
     def remove(self, ids: Sequence[int] | npt.ArrayLike) -> int:
         """Remove the given ids; unknown ids are ignored. Returns how many were removed."""
@@ -583,7 +595,7 @@ class PDQIndex:
             )
             merge = self._needs_merge(self._state)
         if merge:
-            self.merge()
+            self._merge(only_if_needed=True)
         return removed
 
     @staticmethod
@@ -607,11 +619,16 @@ class PDQIndex:
         without the change lock, against a snapshot, and searches keep using the
         previous tables until the swap; changes made meanwhile are carried over.
         """
+        self._merge(only_if_needed=False)
+
+    def _merge(self, *, only_if_needed: bool) -> None:
         with self._merge_lock:
             with self._lock:
                 snap = self._state
             if snap.delta_ids.shape[0] == 0 and snap.dead.shape[0] == 0:
                 return
+            if only_if_needed and not self._needs_merge(snap):
+                return  # a merge that finished while we waited for the lock did it
             ids, rows = self._live(snap)
             new_main = _build_main(np.ascontiguousarray(ids), np.ascontiguousarray(rows))
             with self._lock:

@@ -99,9 +99,14 @@ def _box_windows(n: int, window: int) -> tuple[npt.NDArray[np.int64], npt.NDArra
     return lo, hi
 
 
-@lru_cache(maxsize=256)
-def _tent_rows(n: int) -> npt.NDArray[np.float64]:
-    """Rows of (box after box) at PDQ's 64 decimation points, as a dense (64, n) array.
+#: One axis's weights: for each of the 64 samples, the first index it reads and the
+#: weights from there on (sparse: each sample reads ~1/64 of the axis, so a sliver
+#: image millions of pixels long costs O(length) memory, not 64x that).
+AxisWeights = tuple[tuple[int, npt.NDArray[np.float32]], ...]
+
+
+def _tent_rows(n: int) -> list[tuple[int, npt.NDArray[np.float64]]]:
+    """(box after box) at PDQ's 64 decimation points along an axis of ``n`` pixels.
 
     Two passes of the reference box filter along one axis compose to a tent; PDQ
     then keeps one sample per cell at ``int((i + 0.5) * n / 64)``.
@@ -109,43 +114,65 @@ def _tent_rows(n: int) -> npt.NDArray[np.float64]:
     window = (n + 2 * _DOWNSAMPLE - 1) // (2 * _DOWNSAMPLE)
     lo, hi = _box_windows(n, window)
     inv = 1.0 / (hi - lo + 1)
-    out = np.zeros((_DOWNSAMPLE, n), dtype=np.float64)
+    rows = []
     for i in range(_DOWNSAMPLE):
         s = int(((i + 0.5) * n) / _DOWNSAMPLE)
-        for o in range(int(lo[s]), int(hi[s]) + 1):
-            out[i, lo[o] : hi[o] + 1] += inv[s] * inv[o]
-    return out
+        outputs = np.arange(lo[s], hi[s] + 1)
+        start, stop = int(lo[outputs[0]]), int(hi[outputs[-1]]) + 1
+        # Sum of the box indicators of every output in the window: a difference array.
+        diff = np.zeros(stop - start + 1, dtype=np.float64)
+        coef = inv[s] * inv[outputs]
+        np.add.at(diff, lo[outputs] - start, coef)
+        np.add.at(diff, hi[outputs] + 1 - start, -coef)
+        rows.append((start, np.cumsum(diff[:-1])))
+    return rows
 
 
-@lru_cache(maxsize=256)
-def _axis_weights(
-    full: int, reduced: int, block: int, reverse: bool
-) -> tuple[npt.NDArray[np.float32], tuple[tuple[int, int], ...]]:
-    """Weights (64, reduced) that map a reduced axis to PDQ's 64 samples of the full axis.
+def _axis_weights(full: int, reduced: int, block: int, reverse: bool) -> AxisWeights:
+    """Weights for an axis; cached for ordinary sizes (a few per photo size)."""
+    if full <= _CACHED_AXIS_MAX:
+        return _cached_axis_weights(full, reduced, block, reverse)
+    # Huge axes are rare and their weights big: do not let them pile up in a cache.
+    return _compute_axis_weights(full, reduced, block, reverse)
+
+
+#: Axes up to this many pixels have their weights cached (<= 64 KiB each).
+_CACHED_AXIS_MAX = 16_384
+
+
+@lru_cache(maxsize=128)
+def _cached_axis_weights(full: int, reduced: int, block: int, reverse: bool) -> AxisWeights:
+    return _compute_axis_weights(full, reduced, block, reverse)
+
+
+def _compute_axis_weights(full: int, reduced: int, block: int, reverse: bool) -> AxisWeights:
+    """Weights that map a reduced axis to PDQ's 64 samples of the full axis.
 
     Reduced pixel ``r`` stands for full pixels ``[r*block, (r+1)*block)`` (counted from
     the end of the axis when ``reverse``, i.e. when the stored image was flipped to
-    display it).  Also returns each row's non-zero span, so that the row pass only
-    touches the rows it needs.
+    display it).
     """
-    tent = _tent_rows(full)
-    if reverse:
-        tent = tent[:, ::-1]
-    starts = np.arange(0, full, block)
-    weights = np.add.reduceat(tent, starts, axis=1) if block > 1 else tent.copy()
-    if weights.shape[1] != reduced:
+    if -(-full // block) != reduced:
         raise ImageError(
-            f"internal: reduced axis has {reduced} pixels, expected {weights.shape[1]}"
+            f"internal: reduced axis has {reduced} pixels, expected {-(-full // block)}"
         )
-    if reverse:
-        weights = weights[:, ::-1]
-    spans = []
-    for row in weights:
-        nz = np.flatnonzero(row)
-        spans.append((int(nz[0]), int(nz[-1]) + 1))
-    result = np.ascontiguousarray(weights, dtype=np.float32)
-    result.setflags(write=False)
-    return result, tuple(spans)
+    out = []
+    for start, weights in _tent_rows(full):
+        stop = start + weights.size
+        if reverse:  # in stored order, the run covers full pixels [full-stop, full-start)
+            start, stop, weights = full - stop, full - start, weights[::-1]
+        # Sum the weights of the full pixels in each block, in stored order.
+        first, last = start // block, (stop - 1) // block
+        padded = np.zeros((last - first + 1) * block, dtype=np.float64)
+        offset = start - first * block
+        padded[offset : offset + weights.size] = weights
+        reduced_w = padded.reshape(-1, block).sum(axis=1)
+        if reverse:  # back to display order
+            first, reduced_w = reduced - 1 - last, reduced_w[::-1]
+        w32 = np.ascontiguousarray(reduced_w, dtype=np.float32)
+        w32.setflags(write=False)
+        out.append((first, w32))
+    return tuple(out)
 
 
 def _dct_matrix() -> npt.NDArray[np.float64]:
@@ -194,6 +221,34 @@ def _dihedral_dcts(a: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
     ]
 
 
+def _blur_decimate(
+    pixels: npt.NDArray[np.generic], row_w: AxisWeights, col_w: AxisWeights
+) -> npt.NDArray[np.float64]:
+    """The reference's luma + Jarosz blur + decimation, as two sparse weighted sums."""
+    cols = pixels.shape[1]
+    # Row pass: each of the 64 output rows is a weighted sum of a narrow slab of rows,
+    # so only ~1x the pixels are read, and uint8 RGB is converted to float per slab
+    # (never a full-size float copy).  einsum, not @: these are small or memory-bound
+    # products, and OpenBLAS's thread hand-off made them 10x slower on a busy 2-core
+    # machine (measured: 14 ms vs 1 ms for a 256x256 input).
+    rgb = pixels.ndim == 3
+    width = cols * 3 if rgb else cols
+    partial = np.empty((_DOWNSAMPLE, width), dtype=np.float32)
+    for i, (lo, w) in enumerate(row_w):
+        hi = lo + w.size
+        slab = pixels[lo:hi].reshape(hi - lo, width).astype(np.float32, copy=False)
+        np.einsum("r,rc->c", w, slab, out=partial[i])
+    if rgb:
+        luma_rows = np.einsum("rck,k->rc", partial.reshape(_DOWNSAMPLE, cols, 3), _LUMA)
+    else:
+        luma_rows = partial
+    luma64 = luma_rows.astype(np.float64)
+    buffer64 = np.empty((_DOWNSAMPLE, _DOWNSAMPLE), dtype=np.float64)
+    for j, (lo, w) in enumerate(col_w):
+        np.einsum("rc,c->r", luma64[:, lo : lo + w.size], w, out=buffer64[:, j])
+    return buffer64
+
+
 def fast_pdq_from_pixels(
     pixels: npt.NDArray[np.generic],
     *,
@@ -220,22 +275,16 @@ def fast_pdq_from_pixels(
         # The reference refuses to hash slivers: all-zero hash, quality 0.
         zero = "0" * 64
         return zero, 0, (zero,) * 8 if dihedral else ()
-    row_w, row_spans = _axis_weights(full_rows, rows, block, reversed_axes[0])
-    col_w, _ = _axis_weights(full_cols, cols, block, reversed_axes[1])
-
-    # Row pass: each of the 64 output rows is a weighted sum of a narrow slab of rows,
-    # so only ~1x the pixels are read, and uint8 RGB is converted to float per slab
-    # (never a full-size float copy).
-    rgb = pixels.ndim == 3
-    width = cols * 3 if rgb else cols
-    partial = np.empty((_DOWNSAMPLE, width), dtype=np.float32)
-    for i, (lo, hi) in enumerate(row_spans):
-        slab = pixels[lo:hi].reshape(hi - lo, width).astype(np.float32, copy=False)
-        partial[i] = row_w[i, lo:hi] @ slab
-    luma_rows = partial.reshape(_DOWNSAMPLE, cols, 3) @ _LUMA if rgb else partial
-    buffer64 = luma_rows.astype(np.float64) @ col_w.T.astype(np.float64)
+    row_w = _axis_weights(full_rows, rows, block, reversed_axes[0])
+    col_w = _axis_weights(full_cols, cols, block, reversed_axes[1])
+    if rows < min(cols, 4 * _DOWNSAMPLE):
+        # A wide sliver: reduce the long axis first, so that the intermediate is
+        # 64 x (short side), not 64 x (long side) (gigabytes for a 5 x 17M image).
+        buffer64 = _blur_decimate(pixels.swapaxes(0, 1), col_w, row_w).T
+    else:
+        buffer64 = _blur_decimate(pixels, row_w, col_w)
 
     quality = _quality(buffer64)
-    dct16 = _DCT @ buffer64 @ _DCT.T
+    dct16 = np.einsum("il,jl->ij", np.einsum("ik,kl->il", _DCT, buffer64), _DCT)
     hashes = tuple(_dct_to_hex(d) for d in _dihedral_dcts(dct16)) if dihedral else ()
     return (hashes[0] if dihedral else _dct_to_hex(dct16)), quality, hashes

@@ -284,6 +284,18 @@ class BankRepository:
                 yield _entry(row, bank.name)
             last_id = rows[-1].id
 
+    def entries_page(self, name: str, *, after_id: int = 0, limit: int = 1000) -> list[BankEntry]:
+        """Up to ``limit`` entries of a bank with id > ``after_id``, in id order."""
+        bank = self.get_bank(name)
+        with self.store.session() as session:
+            rows = session.scalars(
+                select(BankEntryRow)
+                .where(BankEntryRow.bank_id == bank.id, BankEntryRow.id > after_id)
+                .order_by(BankEntryRow.id)
+                .limit(limit)
+            ).all()
+            return [_entry(r, bank.name) for r in rows]
+
     def entries_by_ids(self, ids: Iterable[int]) -> dict[int, BankEntry]:
         """Entries (with their bank names) for the given ids; unknown ids are absent."""
         wanted = sorted(set(ids))

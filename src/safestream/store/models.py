@@ -159,3 +159,39 @@ class StoreMetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is stored; the key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CheckRow(Base):
+    """The record of one check: hashes, context, verdict; never the content itself."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    content_id: Mapped[str] = mapped_column(String(36), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    account_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    username: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    profile_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    client_timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    surface: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    api_key_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    signals: Mapped[dict[str, Any]] = mapped_column(JSON)
+    matches: Mapped[list[Any]] = mapped_column(JSON)
+    reasons: Mapped[list[str]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI): check, lookup, hash, banks, keys, health and metrics."""

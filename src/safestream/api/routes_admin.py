@@ -1,0 +1,33 @@
+"""Admin routes: API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from safestream.api.deps import ServiceState, roles, state
+from safestream.api.schemas import KeyCreated, KeyIn, KeyOut
+
+router = APIRouter(prefix="/v1/keys", tags=["admin"])
+State = Annotated[ServiceState, Depends(state)]
+ADMIN = roles()
+
+
+@router.get("", response_model=list[KeyOut], summary="List API keys", **ADMIN)
+def list_keys(st: State) -> list[dict[str, Any]]:
+    """Every key, newest first (never the secrets)."""
+    return [k.to_dict() for k in st.keys.list()]
+
+
+@router.post("", response_model=KeyCreated, status_code=201, summary="Create an API key", **ADMIN)
+def create_key(body: KeyIn, st: State) -> dict[str, Any]:
+    """A new key; the response is the only time the key is shown."""
+    key, record = st.keys.create(body.role, body.name)
+    return {**record.to_dict(), "key": key}
+
+
+@router.post("/{key_id}/revoke", response_model=KeyOut, summary="Revoke an API key", **ADMIN)
+def revoke_key(key_id: int, st: State) -> dict[str, Any]:
+    """The key stops working at once."""
+    return st.keys.revoke(key_id).to_dict()

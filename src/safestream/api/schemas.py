@@ -1,0 +1,193 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Surface = Literal["upload", "chat", "profile", "live", "message", "other"]
+
+
+class Strict(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatchOut(BaseModel):
+    """A match of the content against a bank entry."""
+
+    bank: str
+    bank_id: int
+    entry_id: int
+    signal_type: str
+    distance_bits: int
+    threshold_bits: int
+    is_allow_list: bool
+    variant: str
+    external_id: str | None
+    source: str | None
+    labels: list[str]
+
+
+class CheckOut(BaseModel):
+    """The result of ``POST /v1/check``."""
+
+    content_id: str
+    verdict: Literal["allow", "review", "block"]
+    outcome: Literal["match", "no_match", "suppressed"]
+    actions: list[str]
+    matches: list[MatchOut]
+    suppressed: list[MatchOut]
+    reasons: list[str]
+    signals: dict[str, Any]
+
+
+class HashIn(Strict):
+    """One hash to look up."""
+
+    signal_type: str = Field(examples=["pdq"], max_length=32)
+    value: str = Field(max_length=256)
+
+
+class LookupIn(Strict):
+    """Hashes to look up in every enabled bank."""
+
+    hashes: list[HashIn] = Field(min_length=1)
+    radius: int | None = Field(
+        default=None, ge=0, le=256, description="PDQ: override the bank thresholds"
+    )
+
+
+class LookupResult(BaseModel):
+    """Matches of one looked-up hash."""
+
+    signal_type: str
+    value: str
+    matches: list[MatchOut]
+
+
+class LookupOut(BaseModel):
+    """The result of ``POST /v1/lookup``, in the order of the request."""
+
+    results: list[LookupResult]
+
+
+class BankIn(Strict):
+    """A bank to create."""
+
+    name: str = Field(max_length=100, examples=["ncmec-pdq"])
+    description: str = Field(default="", max_length=10_000)
+    source: str = Field(default="internal", max_length=200)
+    is_allow_list: bool = False
+    pdq_threshold: int = Field(default=31, ge=0, le=128)
+    enabled: bool = True
+
+
+class BankPatch(Strict):
+    """Changes to a bank's settings."""
+
+    description: str | None = Field(default=None, max_length=10_000)
+    source: str | None = Field(default=None, max_length=200)
+    is_allow_list: bool | None = None
+    pdq_threshold: int | None = Field(default=None, ge=0, le=128)
+    enabled: bool | None = None
+
+
+class BankOut(BaseModel):
+    """A bank."""
+
+    id: int
+    name: str
+    description: str
+    source: str
+    enabled: bool
+    is_allow_list: bool
+    pdq_threshold: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    entry_count: int
+
+
+class EntryIn(Strict):
+    """An entry to add to a bank."""
+
+    signal_type: str = Field(max_length=32, examples=["pdq"])
+    value: str = Field(max_length=256)
+    external_id: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(default=None, max_length=200)
+    labels: list[str] = Field(default_factory=list, max_length=50)
+
+
+class EntriesIn(Strict):
+    """Entries to add."""
+
+    entries: list[EntryIn] = Field(min_length=1, max_length=10_000)
+
+
+class EntriesAdded(BaseModel):
+    """Ids of added entries and how many were already present."""
+
+    added_ids: list[int]
+    duplicates: int
+
+
+class EntriesRemoveIn(Strict):
+    """Entries to remove, by id or by value."""
+
+    entry_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    hashes: list[HashIn] = Field(default_factory=list, max_length=10_000)
+
+
+class EntryOut(BaseModel):
+    """A bank entry."""
+
+    id: int
+    bank: str
+    signal_type: str
+    value: str
+    source: str | None
+    external_id: str | None
+    labels: list[str]
+    added_at: datetime
+
+
+class EntriesPage(BaseModel):
+    """A page of entries; pass ``next_after_id`` as ``after_id`` for the next."""
+
+    entries: list[EntryOut]
+    next_after_id: int | None
+
+
+class KeyIn(Strict):
+    """A key to create."""
+
+    role: Literal["admin", "integrator", "curator", "reviewer", "le_liaison", "auditor"]
+    name: str = Field(default="", max_length=200)
+
+
+class KeyOut(BaseModel):
+    """An API key (never its secret)."""
+
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    """A new key: ``key`` is shown this once and never again."""
+
+    key: str
+
+
+class Problem(BaseModel):
+    """An error response."""
+
+    detail: str
+    kind: str | None = None

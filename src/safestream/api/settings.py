@@ -1,0 +1,67 @@
+"""Service settings, from the environment (``SAFESTREAM_*``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from safestream.errors import ConfigError
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service runs."""
+
+    #: Largest request body accepted (uploads, imports), in bytes.
+    max_upload_bytes: int = 50 * 1024 * 1024
+    #: How often each process follows the bank change log, in seconds.
+    refresh_interval_s: float = 0.5
+    #: Most hashes in one lookup request.
+    max_lookup_hashes: int = 1000
+    #: Check records older than this are purged by ``safestream checks purge``.
+    check_retention_days: int = 90
+    #: Pixel limit against decompression bombs (None: Pillow's default).
+    max_pixels: int | None = None
+    #: ``exact`` or ``fast`` decoding for uploads.
+    hash_mode: str = "exact"
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """Settings from ``SAFESTREAM_*`` variables, defaults for the rest."""
+        max_pixels = _int("SAFESTREAM_MAX_PIXELS", 0, 0)
+        mode = os.environ.get("SAFESTREAM_HASH_MODE", "exact")
+        if mode not in ("exact", "fast"):
+            raise ConfigError(f"SAFESTREAM_HASH_MODE must be exact or fast, got {mode!r}")
+        return cls(
+            max_upload_bytes=_int("SAFESTREAM_MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1),
+            refresh_interval_s=_float("SAFESTREAM_REFRESH_INTERVAL_S", cls.refresh_interval_s),
+            max_lookup_hashes=_int("SAFESTREAM_MAX_LOOKUP_HASHES", cls.max_lookup_hashes, 1),
+            check_retention_days=_int(
+                "SAFESTREAM_CHECK_RETENTION_DAYS", cls.check_retention_days, 1
+            ),
+            max_pixels=max_pixels or None,
+            hash_mode=mode,
+        )

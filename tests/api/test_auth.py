@@ -1,0 +1,92 @@
+"""Every route declares its roles; walk them all with every role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from safestream.auth import Role
+from safestream.store.db import Store
+from safestream.store.service import KeyRepository
+
+from api_support import auth
+
+
+def operations(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:
+    spec = client.get("/openapi.json").json()
+    return [
+        (method.upper(), path, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+    ]
+
+
+def fill(path: str) -> str:
+    return path.replace("{name}", "no-such-bank").replace("{key_id}", "999999").replace(
+        "{content_id}", "no-such-check"
+    )
+
+
+def test_every_operation_declares_roles(client: TestClient) -> None:
+    ops = operations(client)
+    assert len(ops) >= 15
+    for method, path, op in ops:
+        assert "x-roles" in op, f"{method} {path} declares no roles"
+        assert set(op["x-roles"]) <= {r.value for r in Role} | {"public"}
+        if op["x-roles"] != ["public"]:
+            assert "admin" in op["x-roles"]
+
+
+def test_every_route_with_every_role(client: TestClient, role_keys: dict[Role, str]) -> None:
+    for method, path, op in operations(client):
+        allowed = set(op["x-roles"])
+        url = fill(path)
+        # no key at all
+        anonymous = client.request(method, url)
+        if "public" in allowed:
+            assert anonymous.status_code < 500
+            continue
+        assert anonymous.status_code == 401, (method, path)
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        for role, key in role_keys.items():
+            r = client.request(method, url, headers=auth(key))
+            if role.value in allowed:
+                assert r.status_code not in (401, 403), (method, path, role, r.text)
+                assert r.status_code < 500, (method, path, role, r.text)
+            else:
+                assert r.status_code == 403, (method, path, role, r.status_code)
+                assert role.value in r.json()["detail"]
+
+
+def test_bad_and_revoked_keys(client: TestClient, store: Store) -> None:
+    repo = KeyRepository(store)
+    key, record = repo.create("integrator")
+    ok = client.post("/v1/lookup", json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]}, headers=auth(key))
+    assert ok.status_code == 200
+    assert client.get("/v1/banks", headers=auth("ss_nope_nope")).status_code == 401
+    assert client.get("/v1/banks", headers={"X-API-Key": key}).status_code == 403
+    repo.revoke(record.id)
+    again = client.post("/v1/lookup", json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]}, headers=auth(key))
+    assert again.status_code == 401
+    assert "revoked" in again.json()["detail"]
+
+
+def test_keys_are_stored_hashed(store: Store) -> None:
+    from sqlalchemy import select
+
+    from safestream.store.models import ApiKeyRow
+
+    key, _ = KeyRepository(store).create("admin")
+    with store.session() as s:
+        stored = s.scalars(select(ApiKeyRow.key_sha256)).all()
+    assert key not in stored and all(len(v) == 64 for v in stored)
+
+
+@pytest.mark.parametrize("role", ["root", ""])
+def test_unknown_role(store: Store, role: str) -> None:
+    from safestream.errors import InputError
+
+    with pytest.raises(InputError, match="unknown role"):
+        KeyRepository(store).create(role)
