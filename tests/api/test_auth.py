@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api_support import auth
 from safestream.auth import Role
 from safestream.store.db import Store
 from safestream.store.service import KeyRepository
-
-from api_support import auth
 
 
 def operations(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:
@@ -24,8 +23,10 @@ def operations(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def fill(path: str) -> str:
-    return path.replace("{name}", "no-such-bank").replace("{key_id}", "999999").replace(
-        "{content_id}", "no-such-check"
+    return (
+        path.replace("{name}", "no-such-bank")
+        .replace("{key_id}", "999999")
+        .replace("{content_id}", "no-such-check")
     )
 
 
@@ -63,12 +64,20 @@ def test_every_route_with_every_role(client: TestClient, role_keys: dict[Role, s
 def test_bad_and_revoked_keys(client: TestClient, store: Store) -> None:
     repo = KeyRepository(store)
     key, record = repo.create("integrator")
-    ok = client.post("/v1/lookup", json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]}, headers=auth(key))
+    ok = client.post(
+        "/v1/lookup",
+        json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]},
+        headers=auth(key),
+    )
     assert ok.status_code == 200
     assert client.get("/v1/banks", headers=auth("ss_nope_nope")).status_code == 401
     assert client.get("/v1/banks", headers={"X-API-Key": key}).status_code == 403
     repo.revoke(record.id)
-    again = client.post("/v1/lookup", json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]}, headers=auth(key))
+    again = client.post(
+        "/v1/lookup",
+        json={"hashes": [{"signal_type": "md5", "value": "0" * 32}]},
+        headers=auth(key),
+    )
     assert again.status_code == 401
     assert "revoked" in again.json()["detail"]
 

@@ -173,6 +173,21 @@ def test_many_matches_for_one_query_overflow_path(reference: Reference) -> None:
     assert zeros == sorted(zeros) and len(zeros) == 32
 
 
+@pytest.mark.parametrize("method", ["mih", "brute"])
+def test_thousands_of_identical_hashes(method: pdq_index.SearchMethod) -> None:
+    # One bucket per table holding 3,000 rows: more candidates than the kernel's
+    # first buffer, and more matches than the first result slots.
+    rng = np.random.default_rng(9)
+    base = random_hashes(rng, 1)[0]
+    others = random_hashes(rng, 500)
+    index = PDQIndex(method=method, delta_limit=100)
+    index.add(np.arange(3_000), np.repeat(base[None, :], 3_000, axis=0))
+    index.add(np.arange(10_000, 10_500), others)
+    got = index.search(np.stack([base, others[0]]), 31)
+    assert got[0] == [(i, 0) for i in range(3_000)]
+    assert got[1] == [(10_000, 0)]
+
+
 def test_flip_masks_enumerate_the_ball() -> None:
     for bits, sub_radius in [(8, 0), (8, 2), (23, 2), (24, 3)]:
         masks = pdq_index._flip_masks(bits, sub_radius)

@@ -281,7 +281,7 @@ def search_mih(
                 multi_table[nm] = t
                 prefetch(overflow, at)
                 nm += 1
-        total = nc
+        total: Any = nc
         for m in range(nm):
             total += np.int64(overflow[multi[m]])
         if total > cand.shape[0]:

@@ -9,11 +9,13 @@ Design, in short:
   is within that sub-radius of its own key (about 3,100 buckets for radius 31),
   and every candidate found is verified against the full hash. So the search is
   exact: nothing within the radius is missed and nothing beyond it is returned.
-* **Tables.** Each table is a CSR pair: dense ``offsets`` over all keys and the
-  rows sorted by key, as ``uint32``. A table's key is the first ``key_bits`` bits
-  of its substring, where ``key_bits`` grows with the index (about log2 of its
-  size, at most the substring length) so that a small index does not carry
-  hundreds of megabytes of empty offsets; a shorter key only adds candidates.
+* **Tables.** Each table is a dense ``uint32`` array with one entry per key: empty,
+  the one row with that key (the common case), or a pointer into an overflow
+  array holding the bucket's count and rows (see ``mih_kernels``). A table's key
+  is the first ``key_bits`` bits of its substring, where ``key_bits`` grows with
+  the index (about log2 of its size, at most the substring length) so that a small
+  index does not carry hundreds of megabytes of empty entries; a shorter key only
+  adds candidates.
 * **Duplicates.** A hash that several tables find is reported only by the first
   table whose key is within the sub-radius, which costs nothing extra: no
   per-query "seen" array.
@@ -80,7 +82,8 @@ _MAX_SUB_RADIUS = 4
 _INITIAL_CAP = 16
 # Below this many queries a batch runs in the calling thread.
 _PARALLEL_MIN_QUERIES = 4
-_MAX_ROWS = (1 << 32) - 1
+# Row numbers share a uint32 table entry with a flag bit (see mih_kernels).
+_MAX_ROWS = 1 << 30
 # Every array handed to a kernel is read-only (queries and outputs aside):
 # numba compiles one specialisation per read-only/writable combination, so a
 # mix would mean a fresh multi-second compile in the middle of serving.
@@ -156,10 +159,11 @@ class _Main:
 
     ids: IdArray
     hashes: HashRows
-    offsets: npt.NDArray[np.uint32]
-    positions: npt.NDArray[np.uint32]
+    entries: npt.NDArray[np.uint32]
+    overflow: npt.NDArray[np.uint32]
     key_bits: tuple[int, ...]
-    offset_bases: tuple[int, ...]
+    entry_bases: tuple[int, ...]
+    overflow_bases: tuple[int, ...]
     _plans: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]] = field(
         default_factory=dict, repr=False
     )
@@ -187,8 +191,8 @@ class _Main:
                 (
                     _SUB_STARTS[t],
                     bits,
-                    self.offset_bases[t],
-                    t * self.size,
+                    self.entry_bases[t],
+                    self.overflow_bases[t],
                     mask_base[bits],
                     _flip_masks(bits, sub_radius).shape[0],
                 )
@@ -209,8 +213,8 @@ class _Main:
         cost = 0.0
         for bits in self.key_bits:
             probes = sum(math.comb(bits, k) for k in range(min(sub_radius, bits) + 1))
-            # A probe is one cache miss, a candidate about two; a scanned row costs
-            # a small fraction of a miss because the scan streams.
+            # A probe is one cache miss, a candidate one or two; a scanned row
+            # costs a small fraction of a miss because the scan streams.
             cost += probes * (1.0 + 2.0 * self.size / (1 << bits)) * 8.0
         self._costs[sub_radius] = cost
         return cost
@@ -218,7 +222,7 @@ class _Main:
     @property
     def nbytes(self) -> int:
         return int(
-            self.ids.nbytes + self.hashes.nbytes + self.offsets.nbytes + self.positions.nbytes
+            self.ids.nbytes + self.hashes.nbytes + self.entries.nbytes + self.overflow.nbytes
         )
 
 
@@ -230,34 +234,31 @@ def _build_main(ids: IdArray, hashes: HashRows) -> _Main:
     key_bits = _key_bits_for(n)
     bases = [0]
     for bits in key_bits:
-        bases.append(bases[-1] + (1 << bits) + 1)
-    offsets = np.empty(bases[-1], dtype=np.uint32)
-    positions = np.empty(len(key_bits) * n, dtype=np.uint32)
+        bases.append(bases[-1] + (1 << bits))
+    entries = np.empty(bases[-1], dtype=np.uint32)
+    overflows: list[npt.NDArray[np.uint32]] = [np.empty(0, dtype=np.uint32)] * len(key_bits)
 
     def build(t: int) -> None:
-        bits = key_bits[t]
-        mih_kernels.build_table(
-            hashes,
-            _SUB_STARTS[t],
-            bits,
-            offsets[bases[t] : bases[t] + (1 << bits) + 1],
-            positions[t * n : (t + 1) * n],
+        overflows[t] = mih_kernels.build_table(
+            hashes, _SUB_STARTS[t], key_bits[t], entries[bases[t] : bases[t + 1]]
         )
 
     if n == 0:
-        offsets[:] = 0  # no kernel call: importing this module must not compile
+        entries[:] = mih_kernels.EMPTY  # no kernel call: importing this module must not compile
     elif n >= 100_000 and _workers() > 1:
         list(_thread_pool("build").map(build, range(len(key_bits))))
     else:
         for t in range(len(key_bits)):
             build(t)
+    overflow_bases = np.cumsum([0] + [o.shape[0] for o in overflows[:-1]]).tolist()
     return _Main(
         ids=_readonly(ids),
         hashes=_readonly(hashes),
-        offsets=_readonly(offsets),
-        positions=_readonly(positions),
+        entries=_readonly(entries),
+        overflow=_readonly(np.concatenate(overflows)),
         key_bits=key_bits,
-        offset_bases=tuple(bases[:-1]),
+        entry_bases=tuple(bases[:-1]),
+        overflow_bases=tuple(int(b) for b in overflow_bases),
     )
 
 
@@ -481,9 +482,9 @@ class PDQIndex:
                 main.hashes,
                 main.ids,
                 state.dead,
-                main.offsets,
+                main.entries,
                 meta,
-                main.positions,
+                main.overflow,
                 masks,
                 sub_radius,
                 radius,

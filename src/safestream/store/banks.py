@@ -475,6 +475,8 @@ class BankRepository:
                 s.labels,
                 literal(import_id, BigInteger),
             ).where(s.import_id == import_id, s.id == first, ~present)
+            # Entry ids follow the order of the list (exports round-trip).
+            source = source.order_by(s.id)
             session.execute(
                 insert(BankEntryRow).from_select(
                     [
