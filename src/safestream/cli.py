@@ -685,6 +685,17 @@ def demo_cmd(directory: Path, workers: int | None) -> None:
         sys.exit(EXIT_ERROR if failures else EXIT_OK)
 
 
+def _register_plugins() -> None:
+    # Command groups that live in their own modules (they must not import this one).
+    from safestream.cli_jobs import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_plugins()
+
+
 def main() -> None:
     """Entry point of the ``safestream`` command."""
     cli()

@@ -177,11 +177,12 @@ def test_exact_orientation_is_exif_transpose(orientation: int) -> None:
     assert (decoded == expected).all()
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_fast_orientation_matches_exact_on_scaled_jpeg(orientation: int) -> None:
-    # Odd sizes: DCT scaling leaves a partial block at the far edge of each axis, which
+def test_fast_orientation_matches_exact_on_scaled_images(orientation: int, fmt: str) -> None:
+    # Odd sizes: scaling leaves a partial block at the far edge of each axis, which
     # flips and rotations move; the fast weights must follow it.
-    data = _with_orientation(photo_like(100 + orientation, 1283, 963), orientation)
+    data = _with_orientation(photo_like(100 + orientation, 1283, 963), orientation, fmt)
     _, scaled = decode_scaled(data)
     assert scaled.block == 2
     exact = hash_bytes(data, mode="exact")
@@ -189,6 +190,12 @@ def test_fast_orientation_matches_exact_on_scaled_jpeg(orientation: int) -> None
     assert exact.pdq is not None and fast.pdq is not None
     assert (fast.width, fast.height) == (exact.width, exact.height)
     assert PDQSignal.distance(exact.pdq, fast.pdq) <= 6
+
+
+def test_fast_keeps_full_resolution_for_alpha(photo: npt.NDArray[np.uint8]) -> None:
+    rgba = np.dstack([photo_like(3, 1100, 900), np.full((900, 1100), 200, np.uint8)])
+    _, scaled = decode_scaled(encode(Image.fromarray(rgba), "PNG"))
+    assert scaled.block == 1 and scaled.pixels.shape == (900, 1100, 3)
 
 
 # --- animations ----------------------------------------------------------------
