@@ -1,4 +1,4 @@
-"""Exact Hamming-radius index for PDQ hashes (multi-index hashing over CSR tables).
+"""Exact Hamming-radius index for PDQ hashes (multi-index hashing over compact tables).
 
 Design, in short:
 
