@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from safestream.api.app import create_app
 from safestream.api.settings import ServiceSettings
 from safestream.engine.policy import DEFAULT_POLICY, Policy
+from safestream.index.pdq_index import warm_up
 from safestream.store.db import Store, default_data_dir
 
 ENV_POLICY_FILE = "SAFESTREAM_POLICY_FILE"
@@ -23,6 +24,9 @@ def load_policy() -> Policy:
 
 def app_from_env() -> FastAPI:
     """Build the app from ``SAFESTREAM_*`` settings (uvicorn ``--factory``)."""
+    # Compile (or load from numba's cache) the index kernels before the first
+    # request, so that no request pays for it.
+    warm_up()
     return create_app(
         Store.open(),
         settings=ServiceSettings.from_env(),
