@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import io
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
+from signals_media import encode
 
 from safestream.signals.synthetic import photo_like
-
-
-def encode(image: Image.Image | npt.NDArray[np.uint8], fmt: str, **params: Any) -> bytes:
-    """Encode a Pillow image or an RGB array to bytes in ``fmt``."""
-    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-    buf = io.BytesIO()
-    im.save(buf, fmt, **params)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ import numpy as np
 import numpy.typing as npt
 import pdqhash
 import pytest
-from conftest import encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from signals_media import encode
 
 from safestream.errors import ConfigError, InputError
 from safestream.signals.hashing import HashOptionError, ImageHashes, hash_bytes, hash_file

@@ -10,8 +10,8 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import encode
 from PIL import Image, ImageOps
+from signals_media import encode
 
 from safestream.errors import (
     CorruptImageError,

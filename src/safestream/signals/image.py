@@ -8,15 +8,17 @@ Everything Pillow can open is accepted and turned into RGB uint8 the same way:
 * 16-bit grey (``I;16*``) is scaled by 1/257; 32-bit integer ``I`` is taken as 8-bit
   when it lies in 0..255, as 16-bit when it lies in 0..65535, and otherwise stretched
   from its min..max; float ``F`` is taken as 0..1 when it lies there, as 0..255 when it
-  lies there, and otherwise stretched (NaN and infinities become 0).  PDQ bits do not
-  change under such affine rescaling; only the quality score does;
+  lies there, and otherwise stretched (NaN and infinities become 0).  PDQ bits barely
+  change under such affine rescaling (only through rounding); the quality score does;
 * the EXIF orientation is applied (as ``ImageOps.exif_transpose`` does);
 * the first frame of an animation is used, or every frame on request.
 
 Bad input raises one of :mod:`safestream.errors`' image errors, never a Pillow or
 numpy exception.  The pixel limit is checked from the header, before any decoding.
 Pillow's global settings (``MAX_IMAGE_PIXELS``, ``LOAD_TRUNCATED_IMAGES``) are read,
-never written, so this module is safe to call from many threads.
+never written, so this module is safe to call from many threads (an application that
+sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` gets truncated files hashed as decoded so far,
+instead of :class:`CorruptImageError`).
 """
 
 from __future__ import annotations
@@ -158,12 +160,12 @@ def open_image(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
     except UnidentifiedImageError:
         if _looks_like_image(data):
             raise CorruptImageError(
-                "the bytes start like an image but the header cannot be read; "
-                "the file is truncated or corrupt"
+                "the bytes start like an image but the header cannot be read; the file "
+                "is truncated or corrupt: send it again or obtain an intact copy"
             ) from None
         raise NotAnImageError(
-            "the bytes are not in any image format we can read "
-            "(detected by content, not by file name)"
+            "the bytes are not in any image format we can read (detected by content, "
+            "not by file name); send a JPEG, PNG, GIF, WebP, TIFF or BMP file"
         ) from None
     except Exception as exc:  # Pillow raises many kinds on bad headers.
         raise CorruptImageError(f"the image header is corrupt: {exc}") from None
@@ -273,8 +275,8 @@ def _decode_error(exc: Exception) -> ImageError:
             "not enough memory to decode the image; lower max_pixels or refuse the file"
         )
     return CorruptImageError(
-        f"the image could not be decoded ({type(exc).__name__}: {exc}); "
-        "the file is truncated or corrupt"
+        f"the image could not be decoded ({type(exc).__name__}: {exc}); the file is "
+        "truncated or corrupt: send it again or obtain an intact copy"
     )
 
 
