@@ -40,6 +40,10 @@ class DecompressionBombError(ImageError):
     """The image declares more pixels than the configured limit."""
 
 
+class FileTooLargeError(ImageError):
+    """The file is larger than the configured byte limit."""
+
+
 class SignalValueError(InputError):
     """A signal value (hash) is malformed: wrong length, not hex, unknown type."""
 

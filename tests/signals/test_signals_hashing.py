@@ -172,3 +172,12 @@ def test_threads_give_the_same_results(photo_jpeg: bytes, photo_png: bytes) -> N
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda job: hash_bytes(job[0], mode=job[1]), jobs * 4))
     assert got == expected * 4
+
+
+def test_hash_file_refuses_files_over_the_byte_limit(tmp_path: Path) -> None:
+    from safestream.errors import FileTooLargeError
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"\0" * 2048)
+    with pytest.raises(FileTooLargeError, match="over the limit of 1024 bytes"):
+        hash_file(path, max_file_bytes=1024)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from safestream.errors import ConfigError, InputError
+from safestream.errors import ConfigError, FileTooLargeError, InputError
 from safestream.signals.crypto import MD5Signal, SHA1Signal, SHA256Signal
 from safestream.signals.image import (
     DEFAULT_MAX_FRAMES,
@@ -37,6 +37,9 @@ from safestream.signals.pdq import (
 logger = logging.getLogger(__name__)
 
 DecodeMode = Literal["exact", "fast"]
+#: Files larger than this are refused before being read (a scan must not load a
+#: multi-gigabyte file into memory); no real image under the pixel limit needs more.
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 MODES: tuple[str, ...] = ("exact", "fast")
 
 
@@ -208,14 +211,21 @@ def hash_file(
     all_frames: bool = False,
     max_pixels: int | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> ImageHashes:
     """Read the file at ``path`` and :func:`hash_bytes` it.
 
-    A missing file, a directory or an unreadable file raises :class:`InputError`.
+    A missing file, a directory or an unreadable file raises :class:`InputError`;
+    a file over ``max_file_bytes`` raises :class:`FileTooLargeError` unread.
     """
     _check_options(mode, min_quality, max_pixels)
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > max_file_bytes:
+            raise FileTooLargeError(
+                f"{p}: {size} bytes is over the limit of {max_file_bytes} bytes for an image"
+            )
         data = p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{p}: no such file; check the path") from None
