@@ -34,6 +34,7 @@ pytest: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/index.py
 	$(PY) bench/hashing.py
 	$(PY) bench/robustness.py
