@@ -6,12 +6,12 @@ import io
 
 import pytest
 from PIL import Image, ImageOps
-from safestream.signals.hashing import hash_bytes
 
 from safestream.banks.formats import HashRecord
 from safestream.demo import synthetic_image
 from safestream.engine import ContentContext, Engine, EngineOptions
 from safestream.errors import ImageError, InputError, SignalValueError
+from safestream.signals.hashing import hash_bytes
 from safestream.store.banks import BankRepository
 
 

@@ -15,6 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from safestream.actions.base import ActionEnv
+from safestream.actions.runner import ActionRunner
+from safestream.actions.webhook import WebhookConfig
 from safestream.api import routes_admin, routes_banks, routes_content, routes_system
 from safestream.api.deps import ServiceState
 from safestream.api.metrics import Metrics
@@ -32,6 +35,8 @@ from safestream.errors import (
 )
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
+from safestream.store.jobs import JobRepository
+from safestream.store.reviews import ReviewRepository
 from safestream.store.service import CheckRepository, KeyRepository
 
 log = logging.getLogger(__name__)
@@ -129,6 +134,16 @@ def build_state(
         EngineOptions(mode=settings.hash_mode, max_pixels=settings.max_pixels),
         snapshot_dir=snapshot_dir,
     )
+    # Webhook URL and secret come from server configuration only (never from a
+    # caller); a bad value, or a policy using "webhook" without one, stops start-up.
+    actions = ActionRunner(
+        ActionEnv(
+            reviews=ReviewRepository(store),
+            jobs=JobRepository(store),
+            webhook=WebhookConfig.from_env(),
+        )
+    )
+    actions.check_config(policy.action_names())
     return ServiceState(
         store=store,
         settings=settings,
@@ -138,6 +153,7 @@ def build_state(
         checks=CheckRepository(store),
         metrics=Metrics(),
         policy=policy,
+        actions=actions,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from safestream.actions.runner import ActionRunner
 from safestream.api.metrics import Metrics
 from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
@@ -30,6 +31,8 @@ class ServiceState:
     checks: CheckRepository
     metrics: Metrics
     policy: Policy
+    #: Runs the decision's actions (block, review items, webhook jobs).
+    actions: ActionRunner
 
 
 def state(request: Request) -> ServiceState:

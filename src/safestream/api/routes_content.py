@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 
+from safestream.actions.base import ActionEvent
 from safestream.api.deps import ServiceState, roles, state
 from safestream.api.schemas import CheckOut, LookupIn, LookupOut, LookupResult, Surface
 from safestream.auth import Role
@@ -112,11 +113,33 @@ async def check(
     st.metrics.verdicts.labels(verdict.outcome).inc()
     for m in verdict.matches:
         st.metrics.matches.labels(m.bank, m.signal_type).inc()
+    # block is the response itself; enqueue_review writes its item now; webhook
+    # only enqueues a job (no network call inside a request).
+    event = ActionEvent(
+        content_id=content_id,
+        received_at=datetime.now(UTC),
+        verdict=decision.verdict,
+        outcome=verdict.outcome,
+        rule=decision.rule,
+        matches=body["matches"],
+        context={
+            **ctx.to_dict(),
+            # Investigators get UTC everywhere (the record keeps the same instant).
+            "client_timestamp": (
+                ctx.client_timestamp.astimezone(UTC).isoformat() if ctx.client_timestamp else None
+            ),
+        },
+        flood_window_s=st.policy.flood_window_s,
+    )
+    results = (
+        await run_in_threadpool(st.actions.run, decision.actions, event) if decision.actions else []
+    )
     return {
         "content_id": content_id,
         "verdict": decision.verdict,
         "outcome": verdict.outcome,
-        "actions": list(decision.actions),
+        "actions": [r.action for r in results if r.status in ("done", "queued")],
+        "action_results": [r.to_dict() for r in results],
         "matches": body["matches"],
         "suppressed": body["suppressed"],
         "reasons": body["reasons"] + ([f"policy rule {decision.rule!r}"] if decision.rule else []),

@@ -32,6 +32,16 @@ class MatchOut(BaseModel):
     labels: list[str]
 
 
+class ActionResultOut(BaseModel):
+    """What one action did: ``done``, ``queued`` (a job), ``skipped`` or ``failed``."""
+
+    action: str
+    status: Literal["done", "queued", "skipped", "failed"]
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="e.g. review_id, match_count, job_id, delivery_id"
+    )
+
+
 class CheckOut(BaseModel):
     """The result of ``POST /v1/check``."""
 
@@ -43,6 +53,7 @@ class CheckOut(BaseModel):
     suppressed: list[MatchOut]
     reasons: list[str]
     signals: dict[str, Any]
+    action_results: list[ActionResultOut] = Field(default_factory=list)
 
 
 class HashIn(Strict):

@@ -15,25 +15,33 @@ conditions all hold decides; no rule holding gives the default. Example::
     verdict = "block"
     actions = ["block", "enqueue_review", "webhook"]
 
+Flood control: ``flood_window_s = 3600`` (top level, default one hour). Matches
+of one account less than this many seconds after its previous one are counted
+on the same review item (one incident) instead of opening a new one.
+
 Rules are validated when loaded; every error names the rule and the field.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from safestream.actions.registry import ACTIONS
 from safestream.engine.verdict import Match, Verdict
 from safestream.errors import ConfigError
 
 VerdictName = Literal["allow", "review", "block"]
 VERDICTS: tuple[str, ...] = ("allow", "review", "block")
 OUTCOMES: tuple[str, ...] = ("match", "no_match", "suppressed")
-#: Action names a rule may use; plug-ins register here as they are added.
-KNOWN_ACTIONS: set[str] = {"block", "enqueue_review", "webhook"}
+#: Action names a rule may use: a live view of the action registry
+#: (:mod:`safestream.actions.registry`), its one source of truth.
+KNOWN_ACTIONS: Set[str] = ACTIONS.keys()
+#: Default flood-control window, in seconds.
+DEFAULT_FLOOD_WINDOW_S = 3600.0
 
 _RULE_KEYS = {
     "name",
@@ -100,6 +108,15 @@ class Policy:
     rules: tuple[Rule, ...]
     default_verdict: VerdictName = "allow"
     default_actions: tuple[str, ...] = ()
+    #: Flood control: repeats of one account within this window are one incident.
+    flood_window_s: float = DEFAULT_FLOOD_WINDOW_S
+
+    def action_names(self) -> set[str]:
+        """Every action some rule (or the default) may take."""
+        names = set(self.default_actions)
+        for rule in self.rules:
+            names.update(rule.actions)
+        return names
 
     def decide(self, verdict: Verdict, surface: str | None = None) -> Decision:
         """The first rule that applies decides; else the default."""
@@ -129,13 +146,19 @@ class Policy:
     ) -> Policy:
         """Validate a parsed policy; errors name the rule and field."""
         actions_ok = set(known_actions) if known_actions is not None else KNOWN_ACTIONS
-        unknown_top = set(data) - {"default_verdict", "default_actions", "rule"}
+        unknown_top = set(data) - {"default_verdict", "default_actions", "rule", "flood_window_s"}
         if unknown_top:
             raise ConfigError(f"{source}: unknown keys {sorted(unknown_top)}")
         default = _verdict(data.get("default_verdict", "allow"), f"{source}: default_verdict")
         default_actions = _actions(
             data.get("default_actions", []), actions_ok, f"{source}: default_actions"
         )
+        flood = data.get("flood_window_s", DEFAULT_FLOOD_WINDOW_S)
+        if isinstance(flood, bool) or not isinstance(flood, int | float) or flood < 0:
+            raise ConfigError(
+                f"{source}: flood_window_s must be a number of seconds >= 0 "
+                f"(0 turns flood control off), got {flood!r}"
+            )
         raw_rules = data.get("rule", [])
         if not isinstance(raw_rules, list):
             raise ConfigError(f"{source}: 'rule' must be an array of tables ([[rule]])")
@@ -181,7 +204,7 @@ class Policy:
                     surfaces=_names(raw.get("surfaces"), f"{where}: surfaces"),
                 )
             )
-        return cls(tuple(rules), default, default_actions)
+        return cls(tuple(rules), default, default_actions, float(flood))
 
 
 def _verdict(value: Any, where: str) -> VerdictName:
@@ -199,7 +222,7 @@ def _names(value: Any, where: str) -> frozenset[str] | None:
     return frozenset(value)
 
 
-def _actions(value: Any, known: set[str], where: str) -> tuple[str, ...]:
+def _actions(value: Any, known: Set[str], where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where} must be a list of action names")
     unknown = [v for v in value if v not in known]

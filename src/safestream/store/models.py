@@ -195,3 +195,74 @@ class CheckRow(Base):
     signals: Mapped[dict[str, Any]] = mapped_column(JSON)
     matches: Mapped[list[Any]] = mapped_column(JSON)
     reasons: Mapped[list[str]] = mapped_column(JSON)
+
+
+class JobRow(Base):
+    """A background job (webhook delivery now; imports and batch scans later).
+
+    Workers claim a queued row (or one whose lease expired) and hold it under a
+    lease: a worker killed mid-job loses nothing, the row is claimed again once
+    the lease runs out. ``idempotency_key`` is unique, so enqueueing the same
+    job twice gives one row, and receivers can dedupe deliveries by it.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: queued, running, done or dead (moved to the dead-letter table).
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeadLetterRow(Base):
+    """A job that failed for good: kept for inspection and replay."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dead_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReviewItemRow(Base):
+    """An incident waiting for a reviewer: one or more checks of one account.
+
+    Flood control: repeated matches of one account inside the policy's window
+    update one open item (``match_count``) instead of creating one each.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_account_last_seen", "account_id", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    verdict: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    match_count: Mapped[int] = mapped_column(Integer, default=1)
+    first_content_id: Mapped[str] = mapped_column(String(36))
+    last_content_id: Mapped[str] = mapped_column(String(36))
+    #: Content ids of the checks in the incident (the first 1000).
+    content_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    matches: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
