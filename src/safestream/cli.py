@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from safestream.errors import InputError, SafestreamError, error_kind
+from safestream.errors import ConfigError, InputError, SafestreamError, error_kind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -570,15 +570,22 @@ def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path |
 
     import uvicorn
 
+    from safestream.actions.webhook import WebhookConfig
     from safestream.api.settings import ServiceSettings
-    from safestream.engine.policy import Policy
+    from safestream.engine.policy import DEFAULT_POLICY, Policy
 
     with _errors():
         # Validate everything before any worker starts: errors are precise here.
         ServiceSettings.from_env()
+        webhook = WebhookConfig.from_env()
+        policy = DEFAULT_POLICY
         if policy_file is not None:
-            Policy.load(policy_file)
+            policy = Policy.load(policy_file)
             os.environ["SAFESTREAM_POLICY_FILE"] = str(policy_file.resolve())
+        if "webhook" in policy.action_names() and webhook is None:
+            raise ConfigError(
+                "the policy uses the 'webhook' action but SAFESTREAM_WEBHOOK_URL is not set"
+            )
         obj.store().dispose()
         if obj.data_dir is not None:
             os.environ["SAFESTREAM_DATA_DIR"] = str(obj.data_dir.resolve())

@@ -163,3 +163,24 @@ def test_demo_runs_and_finds_copies(tmp_path: Path) -> None:
     for transform in ("identical", "resize-50%", "jpeg-q50", "blur", "rotate-90", "flip"):
         assert re.search(rf"│ {re.escape(transform)}\s*│ 8/8", result.output), transform
     assert re.search(r"img-008-watermark.png\s*│ suppressed", result.output)
+
+
+def test_serve_refuses_bad_configuration(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SAFESTREAM_WEBHOOK_URL", "ftp://example.com/hook")
+    monkeypatch.setenv("SAFESTREAM_WEBHOOK_SECRET", "s" * 32)
+    bad_url = run("serve")
+    assert bad_url.exit_code == 2 and "http" in bad_url.output
+    monkeypatch.delenv("SAFESTREAM_WEBHOOK_URL")
+    monkeypatch.delenv("SAFESTREAM_WEBHOOK_SECRET")
+    policy = tmp_path / "p.toml"
+    policy.write_text("[[rule]]\nname='a'\nverdict='block'\nactions=['webhook']\n")
+    no_hook = run("serve", "--policy", str(policy))
+    assert no_hook.exit_code == 2 and "SAFESTREAM_WEBHOOK_URL" in no_hook.output
+    policy.write_text("[[rule]]\nname='a'\nverdict='ban'\n")
+    bad_rule = run("serve", "--policy", str(policy))
+    assert bad_rule.exit_code == 2 and "verdict must be one of" in bad_rule.output
+    monkeypatch.setenv("SAFESTREAM_MAX_UPLOAD_BYTES", "lots")
+    bad_env = run("serve")
+    assert bad_env.exit_code == 2 and "SAFESTREAM_MAX_UPLOAD_BYTES" in bad_env.output
