@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from safestream.banks.model import Bank, BankEntry
 from safestream.engine.matcher import Hit, Matcher
@@ -33,6 +34,15 @@ class EngineOptions:
     dihedral: bool = False
     #: Pixel limit against decompression bombs (None: Pillow's default).
     max_pixels: int | None = None
+
+    def hash_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`hash_bytes` / :func:`hash_file`."""
+        return {
+            "mode": self.mode,
+            "min_quality": self.min_quality,
+            "dihedral": self.dihedral,
+            "max_pixels": self.max_pixels,
+        }
 
     def __post_init__(self) -> None:
         if self.mode not in ("exact", "fast"):
@@ -70,27 +80,11 @@ class Engine:
 
     def check_bytes(self, data: bytes, context: ContentContext | None = None) -> Verdict:
         """Hash image bytes and check them. Bad images raise ImageError."""
-        o = self.options
-        hashes = hash_bytes(
-            data,
-            mode=o.mode,
-            min_quality=o.min_quality,
-            dihedral=o.dihedral,
-            max_pixels=o.max_pixels,
-        )
-        return self.check_hashes(hashes, context)
+        return self.check_hashes(hash_bytes(data, **self.options.hash_kwargs()), context)
 
     def check_file(self, path: Path, context: ContentContext | None = None) -> Verdict:
         """Hash an image file and check it."""
-        o = self.options
-        hashes = hash_file(
-            path,
-            mode=o.mode,
-            min_quality=o.min_quality,
-            dihedral=o.dihedral,
-            max_pixels=o.max_pixels,
-        )
-        return self.check_hashes(hashes, context)
+        return self.check_hashes(hash_file(path, **self.options.hash_kwargs()), context)
 
     def check_hashes(self, hashes: ImageHashes, context: ContentContext | None = None) -> Verdict:
         """Check already computed hashes (e.g. from a worker process)."""
