@@ -68,3 +68,47 @@ def test_damaged_snapshot_falls_back_to_store(
     rebuilt = Matcher.build(repo, snap)
     assert hits(rebuilt, pdq(4)) == {ids[3]}
     assert len(rebuilt.pdq) == 5
+
+
+def _commit_change(repo: BankRepository, seq: int, value: str) -> int:
+    """Insert an entry and its change-log row with an explicit sequence number,
+    as a PostgreSQL transaction that took ``seq`` early but committed late would."""
+    from safestream.store.models import BankEntryRow, EntryChangeRow, utcnow
+
+    bank_id = repo.get_bank("b").id
+    with repo.store.session() as s:
+        row = BankEntryRow(
+            bank_id=bank_id, signal_type="pdq", value=value, labels=[], added_at=utcnow()
+        )
+        s.add(row)
+        s.flush()
+        s.add(
+            EntryChangeRow(
+                seq=seq,
+                entry_id=row.id,
+                bank_id=bank_id,
+                op="add",
+                signal_type="pdq",
+                value=value,
+                changed_at=utcnow(),
+            )
+        )
+        return row.id
+
+
+def test_late_committed_changes_are_not_skipped(repo: BankRepository) -> None:
+    repo.create_bank("b")
+    repo.add_entries("b", [HashRecord("pdq", pdq(1))])  # seq 1
+    m = Matcher.build(repo)
+    late_high = _commit_change(repo, 5, pdq(5))
+    m.refresh()
+    assert hits(m, pdq(5)) == {late_high}
+    late_low = _commit_change(repo, 3, pdq(3))  # committed after seq 5 was read
+    m.refresh()
+    assert hits(m, pdq(3)) == {late_low}
+    # a build that starts above a gap also waits for it
+    _commit_change(repo, 10, pdq(10))
+    fresh = Matcher.build(repo)
+    in_flight = _commit_change(repo, 8, pdq(8))
+    fresh.refresh()
+    assert hits(fresh, pdq(8)) == {in_flight}

@@ -15,13 +15,14 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from safestream.banks.model import Bank
+from safestream.banks.model import Bank, EntryChange
 from safestream.index.exact import ExactIndex
 from safestream.index.pdq_index import PDQIndex
 from safestream.store.banks import BankRepository
@@ -32,6 +33,10 @@ _BATCH = 50_000
 SNAPSHOT_FORMAT = 1
 #: Save a snapshot when building replayed more changes than this.
 SNAPSHOT_AFTER_CHANGES = 10_000
+#: How long a skipped change-log number is looked for before it is taken as rolled back.
+GAP_TTL_S = 120.0
+#: At most this many skipped numbers are tracked per jump in the log.
+MAX_GAPS = 10_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Matcher:
         self.exact: dict[str, ExactIndex] = defaultdict(ExactIndex)
         self.banks: dict[int, Bank] = {}
         self.last_seq = 0
+        #: Skipped sequence numbers -> when first noticed (monotonic seconds).
+        self._gaps: dict[int, float] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -128,6 +135,7 @@ class Matcher:
         # Read the log position first: changes committed while we stream the
         # entries are then replayed by refresh(), and replays are idempotent.
         matcher.last_seq = repo.max_change_seq()
+        matcher._note_recent_gaps()
         ids: list[int] = []
         hashes: list[bytes] = []
         exact: dict[str, tuple[list[int], list[str]]] = defaultdict(lambda: ([], []))
@@ -152,26 +160,65 @@ class Matcher:
             arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(ids), 32)
             self.pdq.add(np.asarray(ids, dtype=np.int64), arr)
 
+    def _note_recent_gaps(self) -> None:
+        """Gaps just below the starting position may be transactions still in flight."""
+        recent = self.repo.change_seqs_between(max(0, self.last_seq - MAX_GAPS), self.last_seq)
+        present = set(recent)
+        now = time.monotonic()
+        for seq in range(max(1, self.last_seq - MAX_GAPS + 1), self.last_seq + 1):
+            if seq not in present and recent and seq > recent[0]:
+                self._gaps.setdefault(seq, now)
+
+    def _apply(self, change: EntryChange) -> None:
+        if change.signal_type == "pdq":
+            if change.op == "add":
+                self._add_pdq([change.entry_id], [bytes.fromhex(change.value)])
+            else:
+                self.pdq.remove([change.entry_id])
+        else:
+            index = self.exact[change.signal_type]
+            if change.op == "add":
+                index.add([change.entry_id], [change.value])
+            else:
+                index.remove([change.entry_id])
+
+    def _note_gaps(self, seqs: list[int]) -> None:
+        """Remember sequence numbers skipped over: they may still commit."""
+        now = time.monotonic()
+        expected = self.last_seq + 1
+        for seq in seqs:
+            if seq > expected:
+                for missing in range(max(expected, seq - MAX_GAPS), seq):
+                    self._gaps.setdefault(missing, now)
+            expected = max(expected, seq + 1)
+
     def refresh(self) -> int:
-        """Apply store changes since the last refresh; return how many were applied."""
+        """Apply store changes since the last refresh; return how many were applied.
+
+        On PostgreSQL a change can commit after one with a higher sequence
+        number (sequences are taken at insert, not at commit), so numbers
+        skipped over are kept as *gaps* and looked up again on later refreshes
+        until they appear or ``GAP_TTL_S`` passes (a rolled-back insert leaves
+        a gap for ever). Applying a late change is safe: an entry's removal
+        cannot commit before its addition.
+        """
         with self._lock:
             applied = 0
+            if self._gaps:
+                late = self.repo.changes_with_seqs(sorted(self._gaps))
+                for change in late:
+                    self._apply(change)
+                    self._gaps.pop(change.seq, None)
+                    applied += 1
+                cutoff = time.monotonic() - GAP_TTL_S
+                self._gaps = {q: t for q, t in self._gaps.items() if t >= cutoff}
             while True:
                 changes = self.repo.changes_since(self.last_seq)
                 if not changes:
                     break
+                self._note_gaps([c.seq for c in changes])
                 for change in changes:
-                    if change.signal_type == "pdq":
-                        if change.op == "add":
-                            self._add_pdq([change.entry_id], [bytes.fromhex(change.value)])
-                        else:
-                            self.pdq.remove([change.entry_id])
-                    else:
-                        index = self.exact[change.signal_type]
-                        if change.op == "add":
-                            index.add([change.entry_id], [change.value])
-                        else:
-                            index.remove([change.entry_id])
+                    self._apply(change)
                     self.last_seq = change.seq
                     applied += 1
             self.banks = {b.id: b for b in self.repo.list_banks(with_counts=False)}

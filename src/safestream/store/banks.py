@@ -333,6 +333,33 @@ class BankRepository:
                 for r in rows
             ]
 
+    def changes_with_seqs(self, seqs: Sequence[int]) -> list[EntryChange]:
+        """The changes with these sequence numbers that exist now, in order."""
+        out: list[EntryChange] = []
+        with self.store.session() as session:
+            for start in range(0, len(seqs), 500):
+                rows = session.scalars(
+                    select(EntryChangeRow)
+                    .where(EntryChangeRow.seq.in_(list(seqs[start : start + 500])))
+                    .order_by(EntryChangeRow.seq)
+                ).all()
+                out.extend(
+                    EntryChange(r.seq, r.entry_id, r.bank_id, r.op, r.signal_type, r.value)
+                    for r in rows
+                )
+        return sorted(out, key=lambda c: c.seq)
+
+    def change_seqs_between(self, low: int, high: int) -> list[int]:
+        """Sequence numbers in the change log with low < seq <= high, ascending."""
+        with self.store.session() as session:
+            return list(
+                session.scalars(
+                    select(EntryChangeRow.seq)
+                    .where(EntryChangeRow.seq > low, EntryChangeRow.seq <= high)
+                    .order_by(EntryChangeRow.seq)
+                ).all()
+            )
+
     def iter_all_entries(self, *, batch_size: int = 50_000) -> Iterator[tuple[int, int, str, str]]:
         """Stream (entry id, bank id, signal type, value) of every entry."""
         last_id = 0
