@@ -446,6 +446,12 @@ def _csv_row(rec: Any) -> list[str]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Default: number of cores.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Queue a batch_scan job per path for 'safestream worker' instead of scanning here "
+    "(paths must be inside SAFESTREAM_SCAN_ROOTS).",
+)
 @click.pass_obj
 def scan_cmd(
     obj: _Ctx,
@@ -458,16 +464,21 @@ def scan_cmd(
     output: Path | None,
     workers: int | None,
     no_progress: bool,
+    queue: bool,
 ) -> None:
     """Scan image files and folders (recursively) against every enabled bank.
 
     One record per file (JSON lines or CSV) on stdout or -o; progress and a
     summary on stderr. Exit status: 0 nothing matched, 1 something matched,
     2 some file could not be checked (as grep, errors win over matches).
+    With --queue, prints the queued jobs (results: 'GET /v1/scans/{id}').
     """
     from safestream.engine.check import Engine, EngineOptions
     from safestream.scan import iter_files, scan
 
+    if queue:
+        _queue_scans(obj, paths, mode, dihedral, min_quality, max_pixels)
+        return
     with _errors():
         for p in paths:
             if not p.exists():
@@ -546,6 +557,36 @@ def scan_cmd(
             sys.exit(EXIT_ERROR)
         if summary.matched:
             sys.exit(EXIT_MATCH)
+
+
+def _queue_scans(
+    obj: _Ctx,
+    paths: tuple[Path, ...],
+    mode: str,
+    dihedral: bool,
+    min_quality: int,
+    max_pixels: int | None,
+) -> None:
+    from safestream.jobs.batch_scan import JOB_KIND, MAX_ATTEMPTS, resolve_scan_path, scan_roots
+    from safestream.store.jobs import JobRepository
+
+    with _errors():
+        roots = scan_roots()
+        # Checked here to fail early; the worker checks again when it runs.
+        real = [resolve_scan_path(str(p.absolute()), roots) for p in paths]
+        repo = JobRepository(obj.store())
+        queued = []
+        for path in real:
+            payload = {
+                "path": str(path),
+                "mode": mode,
+                "dihedral": dihedral,
+                "min_quality": min_quality,
+                "max_pixels": max_pixels,
+            }
+            job, _ = repo.enqueue(JOB_KIND, payload, max_attempts=MAX_ATTEMPTS)
+            queued.append({**job.to_dict(), "path": str(path)})
+        _json(queued)
 
 
 # -- service -------------------------------------------------------------------
@@ -694,9 +735,10 @@ def demo_cmd(directory: Path, workers: int | None) -> None:
 
 def _register_plugins() -> None:
     # Command groups that live in their own modules (they must not import this one).
-    from safestream.cli_jobs import COMMANDS
+    from safestream.cli_classify import COMMANDS as CLASSIFY_COMMANDS
+    from safestream.cli_jobs import COMMANDS as JOB_COMMANDS
 
-    for command in COMMANDS:
+    for command in JOB_COMMANDS + CLASSIFY_COMMANDS:
         cli.add_command(command)
 
 

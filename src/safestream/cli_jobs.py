@@ -86,10 +86,11 @@ def worker_cmd(
     backoff_base_s: float,
     backoff_max_s: float,
 ) -> None:
-    """Run background jobs (webhook deliveries) until SIGTERM/SIGINT.
+    """Run background jobs (webhooks, bank imports, batch scans) until SIGTERM/SIGINT.
 
     A stop signal lets running jobs finish, then exits. Killing a worker
-    outright loses nothing: its jobs run again once their lease expires.
+    outright loses nothing: its jobs run again once their lease expires (the
+    lease is renewed while a job runs, so long imports and scans keep it).
     """
     from safestream.actions.webhook import WebhookSender
     from safestream.errors import ConfigError
@@ -99,7 +100,7 @@ def worker_cmd(
     from safestream.store.jobs import JobRepository
 
     with _errors():
-        handlers = configured_handlers()
+        handlers = configured_handlers(store=obj.store())
         for handler in handlers:
             if isinstance(handler, WebhookSender) and handler.config.timeout_s >= lease_s / 2:
                 raise ConfigError(
@@ -137,15 +138,29 @@ def jobs_group() -> None:
 
 @jobs_group.command("list")
 @click.option("--status", type=click.Choice(["queued", "running", "done", "dead"]), default=None)
+@click.option("--kind", default=None, help="Only jobs of this kind (webhook, bank_import, ...).")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.pass_obj
-def jobs_list(obj: Any, status: str | None, limit: int) -> None:
+def jobs_list(obj: Any, status: str | None, kind: str | None, limit: int) -> None:
     """List jobs, newest first (payloads are not shown)."""
     from safestream.store.jobs import JobRepository
 
     with _errors():
         repo = JobRepository(obj.store())
-        _json({"counts": repo.counts(), "jobs": [j.to_dict() for j in repo.recent(status, limit)]})
+        kinds = (kind,) if kind else None
+        jobs = repo.recent(status, limit, kinds=kinds)
+        _json({"counts": repo.counts(), "jobs": [j.to_dict() for j in jobs]})
+
+
+@jobs_group.command("show")
+@click.argument("job_id", type=int)
+@click.pass_obj
+def jobs_show(obj: Any, job_id: int) -> None:
+    """One job: status, attempts, last error and result."""
+    from safestream.store.jobs import JobRepository
+
+    with _errors():
+        _json(JobRepository(obj.store()).get(job_id).to_dict())
 
 
 @click.group("webhooks")

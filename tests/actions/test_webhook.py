@@ -132,8 +132,9 @@ def test_worker_command_refuses_bad_config_at_start(
     assert "SAFESTREAM_WEBHOOK_URL must be an http:// or https:// URL" in result.output
     monkeypatch.delenv("SAFESTREAM_WEBHOOK_URL")
     monkeypatch.delenv("SAFESTREAM_WEBHOOK_SECRET")
+    # Without webhooks the worker still runs bank imports and batch scans.
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "worker", "--once"])
-    assert result.exit_code == 2 and "no job handlers" in result.output
+    assert result.exit_code == 0, result.output
 
 
 # -- delivery ---------------------------------------------------------------------

@@ -14,6 +14,12 @@ from safestream.store.db import Store
 from safestream.store.service import KeyRepository
 
 
+@pytest.fixture(autouse=True)
+def _upload_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Async imports store uploads in a temporary folder, never the user's data dir."""
+    monkeypatch.setenv("SAFESTREAM_UPLOAD_DIR", str(tmp_path_factory.mktemp("uploads")))
+
+
 @pytest.fixture
 def settings() -> ServiceSettings:
     return ServiceSettings(max_upload_bytes=2 * 1024 * 1024, refresh_interval_s=0.05)

@@ -27,6 +27,7 @@ def fill(path: str) -> str:
         path.replace("{name}", "no-such-bank")
         .replace("{key_id}", "999999")
         .replace("{content_id}", "no-such-check")
+        .replace("{job_id}", "999999")
     )
 
 

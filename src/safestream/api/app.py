@@ -18,7 +18,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from safestream.actions.base import ActionEnv
 from safestream.actions.runner import ActionRunner
 from safestream.actions.webhook import WebhookConfig
-from safestream.api import routes_admin, routes_banks, routes_content, routes_system
+from safestream.api import (
+    routes_admin,
+    routes_banks,
+    routes_content,
+    routes_jobs,
+    routes_system,
+)
 from safestream.api.deps import ServiceState
 from safestream.api.metrics import Metrics
 from safestream.api.settings import ServiceSettings
@@ -194,6 +200,7 @@ def create_app(
         routes_content.router,
         routes_banks.router,
         routes_admin.router,
+        routes_jobs.router,
         routes_system.router,
     ):
         app.include_router(router)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from safestream.api.deps import ServiceState, roles, state
+from safestream.api.routes_jobs import accepted
 from safestream.api.schemas import (
     BankIn,
     BankOut,
@@ -21,12 +22,15 @@ from safestream.api.schemas import (
     EntriesIn,
     EntriesPage,
     EntriesRemoveIn,
+    JobAccepted,
 )
 from safestream.auth import Role
 from safestream.banks.formats import CSVFormat, HashListFormat, HashRecord, get_format
 from safestream.banks.importer import import_file
 from safestream.errors import InputError
+from safestream.jobs import bank_import
 from safestream.signals.base import get_signal_type
+from safestream.store.jobs import DONE, JobRepository
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"])
 State = Annotated[ServiceState, Depends(state)]
@@ -115,19 +119,32 @@ def remove_entries(name: str, body: EntriesRemoveIn, st: State) -> dict[str, int
     return {"removed": st.banks.remove_entries(name, entry_ids=body.entry_ids, values=pairs)}
 
 
-@router.post("/{name}/import", summary="Import a hash list (all or nothing)", **WRITE)
+@router.post(
+    "/{name}/import",
+    summary="Import a hash list (all or nothing)",
+    responses={202: {"model": JobAccepted, "description": "queued as a job (async=true)"}},
+    **WRITE,
+)
 async def import_list(
     name: str,
     st: State,
     file: Annotated[UploadFile, File(description="the hash list")],
     format: Annotated[ListFormat | None, Query()] = None,
     skip_invalid: Annotated[bool, Query()] = False,
-) -> dict[str, Any]:
+    run_async: Annotated[
+        bool, Query(alias="async", description="queue a bank_import job; answer 202")
+    ] = False,
+) -> Any:
     """Same formats and guarantees as ``safestream bank import``.
 
-    A malformed line gives 400 naming the line, and nothing is added.
+    A malformed line gives 400 naming the line, and nothing is added. With
+    ``async=true`` the list is stored and a ``bank_import`` job queued for
+    ``safestream worker``: 202 with the job and ``Location: /v1/jobs/{id}``;
+    uploading the same list with the same options again gives the same job.
     """
     st.banks.get_bank(name)
+    if run_async:
+        return await _queue_import(name, st, file, format, skip_invalid)
     limit = st.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="safestream-import-") as tmp:
         # The upload's own name is not trusted as a path.
@@ -178,6 +195,37 @@ def export_list(
         media_type=f"{media}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.{format}.txt"'},
     )
+
+
+async def _queue_import(
+    name: str, st: State, file: UploadFile, list_format: str | None, skip_invalid: bool
+) -> JSONResponse:
+    directory = bank_import.upload_dir(st.store)
+    with bank_import.UploadSpool(directory, st.settings.max_upload_bytes) as spool:
+        while chunk := await file.read(1 << 20):
+            spool.write(chunk)
+        digest = spool.sha256
+        payload = {
+            "bank": name,
+            "upload_sha256": digest,
+            "format": list_format,
+            "skip_invalid": skip_invalid,
+            "filename": file.filename or "upload",
+            "size_bytes": spool.size_bytes,
+        }
+        job, created = await run_in_threadpool(
+            JobRepository(st.store).enqueue,
+            bank_import.JOB_KIND,
+            payload,
+            idempotency_key=bank_import.idempotency_key(name, digest, list_format, skip_invalid),
+            max_attempts=bank_import.MAX_ATTEMPTS,
+        )
+        # Moved into place after the job exists, so a worker finishing another
+        # job of the same content cannot delete it under this one (see
+        # BankImportHandler._cleanup). A finished job needs no copy.
+        if job.status != DONE:
+            await run_in_threadpool(spool.store)
+    return accepted(job, created)
 
 
 def _render(fmt: HashListFormat, batch: list[HashRecord], *, header: bool) -> str:

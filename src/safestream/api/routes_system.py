@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from safestream.api.deps import PUBLIC, ServiceState, roles, state
 from safestream.auth import Role
+from safestream.store.jobs import JobRepository
 
 router = APIRouter(tags=["system"])
 State = Annotated[ServiceState, Depends(state)]
@@ -53,4 +54,5 @@ def metrics(st: State) -> Response:
     for signal_type, index in matcher.exact.items():
         m.index_size.labels(signal_type).set(len(index))
     m.change_seq.set(matcher.last_seq)
+    m.queue_depth.set(JobRepository(st.store).queued_count())
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

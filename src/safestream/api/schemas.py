@@ -202,3 +202,71 @@ class Problem(BaseModel):
 
     detail: str
     kind: str | None = None
+
+
+class JobOut(BaseModel):
+    """A background job (a bank import, a batch scan, a webhook delivery)."""
+
+    id: int
+    kind: str
+    status: Literal["queued", "running", "done", "dead"]
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    lease_expires_at: datetime | None
+    last_error: str | None = Field(description="why the last attempt failed, if it did")
+    created_at: datetime
+    finished_at: datetime | None
+    result: dict[str, Any] | None = Field(
+        description="import counts or scan summary when done; progress while running"
+    )
+
+
+class JobsPage(BaseModel):
+    """Jobs, newest first; pass ``next_before_id`` as ``before_id`` for the next page."""
+
+    jobs: list[JobOut]
+    next_before_id: int | None
+
+
+class JobAccepted(BaseModel):
+    """A job was queued (or an identical one already was): follow ``location``."""
+
+    job: JobOut
+    created: bool = Field(description="false when an identical job already existed")
+    location: str
+
+
+class ScanIn(Strict):
+    """A folder (or file) on the server to scan, inside ``SAFESTREAM_SCAN_ROOTS``."""
+
+    path: str = Field(max_length=4096, examples=["/srv/uploads/2026-11"])
+    dihedral: bool = False
+    mode: Literal["exact", "fast"] = "exact"
+
+
+class ScanStatusOut(BaseModel):
+    """A batch scan: its job, and files scanned so far by outcome."""
+
+    job: JobOut
+    path: str
+    files_done: int
+    outcomes: dict[str, int]
+
+
+class ScanResultOut(BaseModel):
+    """The result of one scanned file (as a line of ``safestream scan``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    path: str
+    outcome: Literal["match", "no_match", "suppressed", "error"]
+    scanned_at: datetime
+
+
+class ScanResultsPage(BaseModel):
+    """A page of results; pass ``next_after_id`` as ``after_id`` for the next."""
+
+    results: list[ScanResultOut]
+    next_after_id: int | None

@@ -57,6 +57,8 @@ def import_file(
     skip_invalid: bool = False,
     chunk_lines: int = DEFAULT_CHUNK_LINES,
     on_progress: Callable[[int], None] | None = None,
+    source_name: str | None = None,
+    on_begin: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Import the hash list at ``path`` into ``bank``.
 
@@ -68,6 +70,10 @@ def import_file(
     A crash or interrupt (KeyboardInterrupt, a killed process) between chunks
     leaves the import resumable: importing the same content again continues
     after the last committed chunk. Any other error marks the import failed.
+
+    ``source_name`` names the list in error messages and the import record
+    (default: ``path``), e.g. the name an uploaded file had. ``on_begin`` is
+    called with the import's id and the line it resumes after (0: a new one).
     """
     if not path.exists():
         raise InputError(f"hash list {path} does not exist")
@@ -75,7 +81,7 @@ def import_file(
         raise InputError(f"hash list {path} is not a regular file")
     if chunk_lines < 1:
         raise InputError("chunk_lines must be at least 1")
-    source = str(path)
+    source = source_name or str(path)
     if list_format is None:
         with _open_text(path) as f:
             list_format = detect_format(f.read(64 * 1024), path.name)
@@ -86,6 +92,8 @@ def import_file(
     )
     if resume_line:
         log.info("resuming import", extra={"import_id": import_id, "from_line": resume_line + 1})
+    if on_begin:
+        on_begin(import_id, resume_line)
     errors: list[str] = []
     chunk: list[tuple[int, HashRecord]] = []
     last_line = resume_line

@@ -15,6 +15,17 @@ conditions all hold decides; no rule holding gives the default. Example::
     verdict = "block"
     actions = ["block", "enqueue_review", "webhook"]
 
+    [[rule]]
+    name = "explicit and likely a minor"
+    min_scores = { explicit_nudity = 0.8, minor_likely = 0.7 }   # classifier scores
+    verdict = "block"
+    actions = ["block", "enqueue_review"]
+
+``min_scores`` holds when **every** listed category has a classifier score at least
+that high; a category that no loaded model assessed (score None) never satisfies
+it, and neither does a check that ran no classifier. Combined with ``outcome`` or
+``banks`` in one rule, all conditions must hold (AND); use two rules for OR.
+
 Flood control: ``flood_window_s = 3600`` (top level, default one hour). Matches
 of one account less than this many seconds after its previous one are counted
 on the same review item (one incident) instead of opening a new one.
@@ -31,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from safestream.actions.registry import ACTIONS
+from safestream.classify.base import CATEGORIES
 from safestream.engine.verdict import Match, Verdict
 from safestream.errors import ConfigError
 
@@ -50,6 +62,7 @@ _RULE_KEYS = {
     "banks",
     "max_distance_bits",
     "surfaces",
+    "min_scores",
     "verdict",
     "actions",
 }
@@ -67,6 +80,20 @@ class Rule:
     banks: frozenset[str] | None = None
     max_distance_bits: int | None = None
     surfaces: frozenset[str] | None = None
+    #: Category -> lowest classifier score for the rule to hold (all must hold).
+    min_scores: tuple[tuple[str, float], ...] | None = None
+
+    def _scores_ok(self, verdict: Verdict) -> bool:
+        if self.min_scores is None:
+            return True
+        scores = verdict.scores
+        if scores is None:
+            return False
+        for category, minimum in self.min_scores:
+            value = scores.get(category)
+            if value is None or value < minimum:
+                return False
+        return True
 
     def _match_ok(self, m: Match) -> bool:
         if self.signal_types is not None and m.signal_type not in self.signal_types:
@@ -80,6 +107,8 @@ class Rule:
         if self.outcome is not None and verdict.outcome not in self.outcome:
             return False
         if self.surfaces is not None and surface not in self.surfaces:
+            return False
+        if not self._scores_ok(verdict):
             return False
         needs_match = (
             self.signal_types is not None
@@ -202,6 +231,7 @@ class Policy:
                     banks=_names(raw.get("banks"), f"{where}: banks"),
                     max_distance_bits=max_distance,
                     surfaces=_names(raw.get("surfaces"), f"{where}: surfaces"),
+                    min_scores=_min_scores(raw.get("min_scores"), f"{where}: min_scores"),
                 )
             )
         return cls(tuple(rules), default, default_actions, float(flood))
@@ -220,6 +250,28 @@ def _names(value: Any, where: str) -> frozenset[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
         raise ConfigError(f"{where} must be a non-empty list of strings")
     return frozenset(value)
+
+
+def _min_scores(value: Any, where: str) -> tuple[tuple[str, float], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            f"{where} must be a non-empty table of category = score, e.g. "
+            "{ explicit_nudity = 0.8 }"
+        )
+    out = []
+    for category, minimum in value.items():
+        if category not in CATEGORIES:
+            raise ConfigError(f"{where}: unknown category {category!r}; known: {list(CATEGORIES)}")
+        if (
+            isinstance(minimum, bool)
+            or not isinstance(minimum, int | float)
+            or not 0.0 <= minimum <= 1.0
+        ):
+            raise ConfigError(f"{where}: {category} must be a number in 0..1, got {minimum!r}")
+        out.append((category, float(minimum)))
+    return tuple(out)
 
 
 def _actions(value: Any, known: Set[str], where: str) -> tuple[str, ...]:

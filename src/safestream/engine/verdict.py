@@ -85,6 +85,9 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     signals: dict[str, Any] = field(default_factory=dict)
     context: ContentContext | None = None
+    #: Classifier category scores (category -> score in 0..1, or None when no
+    #: loaded model assesses it); None when no classifier ran at all.
+    scores: dict[str, float | None] | None = None
 
     @property
     def matched(self) -> bool:
@@ -101,4 +104,5 @@ class Verdict:
             "reasons": list(self.reasons),
             "signals": self.signals,
             "context": self.context.to_dict() if self.context else None,
+            "scores": dict(self.scores) if self.scores is not None else None,
         }

@@ -1,5 +1,23 @@
 """Background jobs: the handler contract, backoff, and the worker that runs them."""
 
-from safestream.jobs.base import Backoff, JobHandler, PermanentJobError, RetryableJobError
+from safestream.jobs.base import (
+    AnyJobHandler,
+    Backoff,
+    JobContext,
+    JobHandler,
+    LeaseLost,
+    LongJobHandler,
+    PermanentJobError,
+    RetryableJobError,
+)
 
-__all__ = ["Backoff", "JobHandler", "PermanentJobError", "RetryableJobError"]
+__all__ = [
+    "AnyJobHandler",
+    "Backoff",
+    "JobContext",
+    "JobHandler",
+    "LeaseLost",
+    "LongJobHandler",
+    "PermanentJobError",
+    "RetryableJobError",
+]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from safestream.errors import SafestreamError
 
 if TYPE_CHECKING:
-    from safestream.store.jobs import Job
+    from safestream.store.jobs import Job, JobRepository
 
 
 class JobError(SafestreamError):
@@ -31,6 +32,47 @@ class PermanentJobError(JobError):
     """A failure that retrying cannot fix (e.g. HTTP 400): dead-letter at once."""
 
 
+class LeaseLost(BaseException):
+    """The worker no longer holds the job's lease: stop now, record nothing.
+
+    A BaseException on purpose, like KeyboardInterrupt: it must pass through a
+    handler's ``except Exception`` clean-up. The importer, for one, marks an
+    import failed (dropping what it staged) on an ordinary error, but leaves it
+    resumable on an interrupt, which is what the worker that took the job over
+    needs.
+    """
+
+
+class JobContext:
+    """What a running job can ask of its worker: is the lease still ours; save progress."""
+
+    def __init__(self, job: Job, jobs: JobRepository) -> None:
+        self.job = job
+        self._jobs = jobs
+        self._lost = threading.Event()
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once a heartbeat found the job taken over by another worker."""
+        return self._lost.is_set()
+
+    def mark_lost(self) -> None:
+        """Called by the heartbeat when renewing the lease failed for good."""
+        self._lost.set()
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` when the lease is gone (call between units of work)."""
+        if self._lost.is_set():
+            raise LeaseLost(f"job {self.job.id}: lease lost to another worker")
+
+    def progress(self, result: dict[str, Any]) -> None:
+        """Record progress in the job row (lease-checked); raises LeaseLost when it is gone."""
+        self.check()
+        if not self._jobs.set_result(self.job, result):
+            self._lost.set()
+            self.check()
+
+
 class JobHandler(Protocol):
     """Runs one kind of job; returns normally when the job is done."""
 
@@ -39,6 +81,25 @@ class JobHandler(Protocol):
 
     def __call__(self, job: Job) -> None:
         """Run one attempt; raise Retryable- or PermanentJobError on failure."""
+
+
+@runtime_checkable
+class LongJobHandler(Protocol):
+    """A handler of long jobs: gets a :class:`JobContext` and returns a result summary.
+
+    The worker renews the lease while it runs; the handler calls
+    ``ctx.check()`` or ``ctx.progress()`` between units of work so that it
+    stops soon after its job was taken over by another worker.
+    """
+
+    kind: str
+
+    def run(self, job: Job, ctx: JobContext) -> dict[str, Any] | None:
+        """Run one attempt; raise Retryable- or PermanentJobError on failure."""
+
+
+#: Either kind of handler.
+AnyJobHandler = JobHandler | LongJobHandler
 
 
 @dataclass(frozen=True)

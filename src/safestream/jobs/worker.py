@@ -4,8 +4,12 @@ Delivery is at least once. A worker killed mid-job leaves its row ``running``
 with a lease that expires ``lease_s`` seconds after the claim; any worker then
 claims it again (as a new attempt). Handlers therefore send an idempotency key
 (webhooks: ``X-Safestream-Delivery``) so the other side can drop the repeat.
-Handlers must finish well within the lease (the webhook timeout is checked
-against it at start-up), or a slow attempt could overlap its own retry.
+While a job runs, a heartbeat thread renews its lease every third of
+``lease_s`` (``extend_lease``, checked against the claim's token), so a long
+import or scan keeps its job however long it takes, and only a dead (or cut
+off) worker lets the lease lapse. A heartbeat that finds the job taken over
+tells the handler through its :class:`JobContext`; long handlers stop at their
+next checkpoint, and whatever the old attempt returns is ignored.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from safestream.errors import ConfigError
-from safestream.jobs.base import Backoff, JobHandler, PermanentJobError, RetryableJobError
+from safestream.jobs.base import (
+    AnyJobHandler,
+    Backoff,
+    JobContext,
+    LeaseLost,
+    LongJobHandler,
+    PermanentJobError,
+    RetryableJobError,
+)
 from safestream.store.jobs import Job, JobRepository
 
 log = logging.getLogger(__name__)
@@ -64,7 +77,7 @@ class Worker:
     """Runs jobs from the table until stopped (``stop()``, a signal) or out of work."""
 
     def __init__(
-        self, jobs: JobRepository, handlers: Iterable[JobHandler], options: WorkerOptions
+        self, jobs: JobRepository, handlers: Iterable[AnyJobHandler], options: WorkerOptions
     ) -> None:
         self.jobs = jobs
         self.handlers = {h.kind: h for h in handlers}
@@ -147,7 +160,9 @@ class Worker:
             self._dead(job, f"gave up: lease expired after attempt {job.attempts - 1}")
             return
         try:
-            self.handlers[job.kind](job)
+            result = self._call_handler(job)
+        except LeaseLost:
+            self._lost(job)
         except PermanentJobError as exc:
             log.warning("job failed permanently: %s", exc, extra=extra)
             self._dead(job, str(exc))
@@ -167,12 +182,46 @@ class Worker:
             else:
                 self._lost(job)
         else:
-            if self.jobs.complete(job):
+            if self.jobs.complete(job, result=result):
                 log.info("job done", extra=extra)
                 with self._lock:
                     self.stats.done += 1
             else:
                 self._lost(job)
+
+    def _call_handler(self, job: Job) -> dict[str, Any] | None:
+        """Run the job's handler with its lease renewed by a heartbeat thread."""
+        ctx = JobContext(job, self.jobs)
+        finished = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(ctx, finished), name=f"heartbeat-{job.id}", daemon=True
+        )
+        heartbeat.start()
+        try:
+            handler = self.handlers[job.kind]
+            if isinstance(handler, LongJobHandler):
+                result = handler.run(job, ctx)
+            else:
+                handler(job)
+                result = None
+        finally:
+            finished.set()
+            heartbeat.join()
+        # Taken over while finishing: the other worker's attempt decides the outcome.
+        ctx.check()
+        return result
+
+    def _heartbeat(self, ctx: JobContext, finished: threading.Event) -> None:
+        """Renew the lease every third of it until the job finishes or is taken over."""
+        interval = self.options.lease_s / 3
+        while not finished.wait(interval):
+            try:
+                if not self.jobs.extend_lease(ctx.job, lease_s=self.options.lease_s):
+                    log.warning("job taken over by another worker", extra={"job_id": ctx.job.id})
+                    ctx.mark_lost()
+                    return
+            except Exception:  # the database may be briefly unreachable: try again
+                log.warning("renewing a job lease failed; will retry", exc_info=True)
 
     def _dead(self, job: Job, message: str) -> None:
         if self.jobs.dead_letter(job, message):

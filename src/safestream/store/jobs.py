@@ -59,6 +59,8 @@ class Job:
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+    #: What the job produced, or its progress while it runs (None: nothing yet).
+    result: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (without the payload, which may be large)."""
@@ -77,6 +79,7 @@ class Job:
             "last_error": self.last_error,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "result": self.result,
         }
 
 
@@ -124,6 +127,7 @@ def _job(row: Any) -> Job:
         last_error=m["last_error"],
         created_at=m["created_at"],
         finished_at=m["finished_at"],
+        result=m["result"],
     )
 
 
@@ -225,11 +229,22 @@ class JobRepository:
             ).first()
         return _job(row) if row is not None else None
 
-    def recent(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        """Jobs, newest first, optionally of one status."""
+    def recent(
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        kinds: tuple[str, ...] | None = None,
+        before_id: int | None = None,
+    ) -> list[Job]:
+        """Jobs, newest first, optionally of one status, of some kinds, older than an id."""
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(JOBS.c.status == status)
+        if kinds is not None:
+            query = query.where(JOBS.c.kind.in_(kinds))
+        if before_id is not None:
+            query = query.where(JOBS.c.id < before_id)
         with self.store.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
@@ -283,23 +298,56 @@ class JobRepository:
             JOBS.c.id == job.id, JOBS.c.status == RUNNING, JOBS.c.lease_token == job.lease_token
         )
 
-    def complete(self, job: Job, *, now: datetime | None = None) -> bool:
-        """Mark a claimed job done; False when the lease was lost to another worker."""
+    def extend_lease(self, job: Job, *, lease_s: float, now: datetime | None = None) -> bool:
+        """Renew a claimed job's lease (heartbeat); False when it was lost to another worker.
+
+        Long jobs (a 10M-line import, a scan of a big folder) outlast any fixed
+        lease; the worker calls this every third of the lease while the job runs.
+        """
         now = now or utcnow()
         with write_transaction(self.store) as conn:
             result = conn.execute(
                 update(JOBS)
                 .where(self._owned(job))
-                .values(
-                    status=DONE,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    last_error=None,
-                    updated_at=now,
-                    finished_at=now,
-                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
             )
             return bool(result.rowcount)
+
+    def set_result(self, job: Job, result: dict[str, Any], *, now: datetime | None = None) -> bool:
+        """Record a running job's progress; False when the lease was lost."""
+        now = now or utcnow()
+        with write_transaction(self.store) as conn:
+            outcome = conn.execute(
+                update(JOBS).where(self._owned(job)).values(result=result, updated_at=now)
+            )
+            return bool(outcome.rowcount)
+
+    def queued_count(self) -> int:
+        """Jobs waiting to run (queued, including those waiting for a retry)."""
+        with self.store.engine.connect() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(JOBS).where(JOBS.c.status == QUEUED)
+            ).scalar_one()
+        return int(n)
+
+    def complete(
+        self, job: Job, *, result: dict[str, Any] | None = None, now: datetime | None = None
+    ) -> bool:
+        """Mark a claimed job done; False when the lease was lost to another worker."""
+        now = now or utcnow()
+        values: dict[str, Any] = {
+            "status": DONE,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "last_error": None,
+            "updated_at": now,
+            "finished_at": now,
+        }
+        if result is not None:
+            values["result"] = result
+        with write_transaction(self.store) as conn:
+            outcome = conn.execute(update(JOBS).where(self._owned(job)).values(**values))
+            return bool(outcome.rowcount)
 
     def retry(self, job: Job, error: str, *, delay_s: float, now: datetime | None = None) -> bool:
         """Put a claimed job back in the queue to run after ``delay_s`` seconds."""

@@ -198,7 +198,7 @@ class CheckRow(Base):
 
 
 class JobRow(Base):
-    """A background job (webhook delivery now; imports and batch scans later).
+    """A background job: a webhook delivery, a bank import or a batch scan.
 
     Workers claim a queued row (or one whose lease expired) and hold it under a
     lease: a worker killed mid-job loses nothing, the row is claimed again once
@@ -225,6 +225,8 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: What the job produced (import counts, scan summary), or its progress while it runs.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class DeadLetterRow(Base):
@@ -266,3 +268,28 @@ class ReviewItemRow(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScanResultRow(Base):
+    """The result of one file of a batch-scan job.
+
+    Unique per job and path (by the path's SHA-256, since paths can be longer
+    than a PostgreSQL index entry allows), so a resumed job skips the files it
+    already did and a file is never recorded twice.
+    """
+
+    __tablename__ = "scan_results"
+    __table_args__ = (
+        UniqueConstraint("job_id", "path_sha256", name="uq_scan_result_job_path"),
+        Index("ix_scan_result_job_outcome", "job_id", "outcome", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    path_sha256: Mapped[str] = mapped_column(String(64))
+    #: match, no_match, suppressed or error.
+    outcome: Mapped[str] = mapped_column(String(16))
+    #: The file's scan record (matches, reasons, signals, or the error).
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
