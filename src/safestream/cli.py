@@ -632,7 +632,20 @@ def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path |
             os.environ["SAFESTREAM_DATA_DIR"] = str(obj.data_dir.resolve())
         if obj.database_url is not None:
             os.environ["SAFESTREAM_DATABASE_URL"] = obj.database_url
-    uvicorn.run(
+    if workers == 1:
+        uvicorn.run(
+            "safestream.api.server:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+        return
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
         "safestream.api.server:app_from_env",
         factory=True,
         host=host,
@@ -640,6 +653,14 @@ def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path |
         workers=workers,
         log_level="info",
     )
+    sock = config.bind_socket()
+    # uvicorn creates this socket without IPPROTO_TCP, so asyncio never sets
+    # TCP_NODELAY on the connections the workers accept; Linux copies it from the
+    # listening socket. Without it every keep-alive response waits for the
+    # client's delayed ACK (~40 ms): 2 workers served fewer requests than 1.
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 @cli.group()

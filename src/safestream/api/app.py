@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,8 +25,10 @@ from safestream.api import (
     routes_system,
 )
 from safestream.api.deps import ServiceState
+from safestream.api.keycache import KeyCache
 from safestream.api.metrics import Metrics
 from safestream.api.settings import ServiceSettings
+from safestream.classify.base import Classifier
 from safestream.engine.check import Engine, EngineOptions
 from safestream.engine.policy import DEFAULT_POLICY, Policy
 from safestream.errors import (
@@ -63,10 +64,6 @@ def status_for(exc: SafestreamError) -> int:
     return 400  # ConfigError reaching a request is still the caller's option
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Refuse request bodies over the limit with 413, before they are buffered."""
 
@@ -89,27 +86,34 @@ class BodyLimitMiddleware:
                     return
         seen = 0
         started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLarge
+                    # Answer 413 now and tell the app the client went away: an
+                    # exception raised here would be turned into a 400 by
+                    # FastAPI's body parsing before it reached this middleware.
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 is the response; drop whatever the app answers
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counting_receive, tracking_send)
 
     async def _refuse(self, send: Send) -> None:
         body = (
@@ -130,11 +134,40 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+class MetricsMiddleware:
+    """Request counts and latency by route template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
 def build_state(
     store: Store, settings: ServiceSettings, policy: Policy, snapshot_dir: Path | None
 ) -> ServiceState:
     """Open everything a process serves requests with."""
     repo = BankRepository(store)
+    keys = KeyRepository(store)
     engine = Engine(
         repo,
         EngineOptions(mode=settings.hash_mode, max_pixels=settings.max_pixels),
@@ -155,12 +188,31 @@ def build_state(
         settings=settings,
         engine=engine,
         banks=repo,
-        keys=KeyRepository(store),
+        keys=keys,
         checks=CheckRepository(store),
         metrics=Metrics(),
         policy=policy,
         actions=actions,
+        classifiers=load_classifiers(settings.classifiers),
+        key_cache=KeyCache(keys),
     )
+
+
+def load_classifiers(specs: tuple[str, ...]) -> list[Classifier]:
+    """Load each configured classifier: a bundled name or ``card:PATH``.
+
+    A missing extra, model file or bad card raises a ModelError (a ConfigError)
+    so that the service refuses to start rather than run without them.
+    """
+    from safestream.classify import load_classifier
+
+    loaded = []
+    for spec in specs:
+        if spec.startswith("card:"):
+            loaded.append(load_classifier(card=Path(spec.removeprefix("card:"))))
+        else:
+            loaded.append(load_classifier(spec))
+    return loaded
 
 
 def create_app(
@@ -218,25 +270,18 @@ def create_app(
             {"detail": "internal error; it has been logged", "kind": "internal"}, status_code=500
         )
 
-    @app.middleware("http")
-    async def _metrics(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        st.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        st.metrics.latency.labels(path).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(MetricsMiddleware, metrics=st.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     return app
 
 
 async def _refresh_loop(st: ServiceState) -> None:
-    """Follow the bank change log so every process matches new entries within a second."""
+    """Follow bank changes and key revocations, so every process sees them within a second."""
     while True:
         await asyncio.sleep(st.settings.refresh_interval_s)
         try:
             await run_in_threadpool(st.engine.refresh)
+            if st.key_cache is not None:
+                await run_in_threadpool(st.key_cache.refresh)
         except Exception:  # a database hiccup must not stop future refreshes
             log.warning("index refresh failed; will retry", exc_info=True)

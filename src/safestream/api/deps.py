@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from safestream.actions.runner import ActionRunner
+from safestream.api.keycache import KeyCache
 from safestream.api.metrics import Metrics
 from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
+from safestream.classify.base import Classifier
 from safestream.engine.check import Engine
 from safestream.engine.policy import Policy
 from safestream.store.banks import BankRepository
@@ -33,6 +35,10 @@ class ServiceState:
     policy: Policy
     #: Runs the decision's actions (block, review items, webhook jobs).
     actions: ActionRunner
+    #: Verified keys, cached per process (see keycache.py).
+    key_cache: KeyCache | None = None
+    #: Classifiers run on every checked image (none by default).
+    classifiers: list[Classifier] = field(default_factory=list)
 
 
 def state(request: Request) -> ServiceState:
@@ -62,7 +68,8 @@ def require(*roles: Role) -> Any:
                 "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        api_key = state(request).keys.verify(key)
+        st = state(request)
+        api_key = st.key_cache.verify(key) if st.key_cache else st.keys.verify(key)
         if api_key is None:
             raise HTTPException(
                 401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}

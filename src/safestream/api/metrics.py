@@ -32,6 +32,12 @@ class Metrics:
         self.verdicts = Counter(
             "safestream_verdicts", "Check outcomes", ["outcome"], registry=self.registry
         )
+        self.flagged = Counter(
+            "safestream_classifier_flags",
+            "Checked images a classifier flagged, by category",
+            ["category"],
+            registry=self.registry,
+        )
         self.index_size = Gauge(
             "safestream_index_entries",
             "Entries in this process's indexes, by signal type",

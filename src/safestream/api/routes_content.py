@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import ipaddress
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from PIL import Image
 
 from safestream.actions.base import ActionEvent
 from safestream.api.deps import ServiceState, roles, state
 from safestream.api.schemas import CheckOut, LookupIn, LookupOut, LookupResult, Surface
 from safestream.auth import Role
+from safestream.classify import CategoryScores, Classification, assess, obscure
+from safestream.classify.obscure import Box
 from safestream.engine.verdict import ContentContext
 from safestream.errors import InputError, SignalValueError
 from safestream.signals.hashing import hash_bytes
+from safestream.signals.image import decode_rgb
 
 router = APIRouter(prefix="/v1", tags=["content"])
 
@@ -90,6 +97,14 @@ async def check(
     from starlette.concurrency import run_in_threadpool
 
     verdict = await run_in_threadpool(st.engine.check_bytes, data, ctx)
+    classifications: list[dict[str, Any]] = []
+    if st.classifiers:
+        results_c, scores = await run_in_threadpool(_classify, st, data)
+        verdict = dataclasses.replace(verdict, scores=scores)
+        classifications = [c.to_dict() for c in results_c]
+        for c in results_c:
+            for category in sorted(c.flagged):
+                st.metrics.flagged.labels(category).inc()
     decision = st.policy.decide(verdict, surface)
     content_id = str(uuid.uuid4())
     body = verdict.to_dict()
@@ -109,6 +124,7 @@ async def check(
         signals=body["signals"],
         matches=body["matches"],
         reasons=body["reasons"],
+        scores=verdict.scores,
     )
     st.metrics.verdicts.labels(verdict.outcome).inc()
     for m in verdict.matches:
@@ -144,7 +160,64 @@ async def check(
         "suppressed": body["suppressed"],
         "reasons": body["reasons"] + ([f"policy rule {decision.rule!r}"] if decision.rule else []),
         "signals": body["signals"],
+        "scores": verdict.scores,
+        "classifications": classifications,
     }
+
+
+def _classify(st: ServiceState, data: bytes) -> tuple[list[Classification], CategoryScores]:
+    # Decoded a second time (the engine decoded for hashing): simple and still
+    # far below the classifier's own cost; share the decode if profiles say so.
+    _, rgb = decode_rgb(data, max_pixels=st.settings.max_pixels)
+    return assess(st.classifiers, rgb)
+
+
+@router.post(
+    "/obscure",
+    summary="Return an irreversibly obscured copy of an uploaded image (PNG)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    **roles(Role.INTEGRATOR),
+)
+async def obscure_upload(
+    st: State,
+    file: Annotated[UploadFile, File(description="the image")],
+    method: Annotated[str, Form(pattern="^(pixelate|blur|black)$")] = "pixelate",
+    warning: Annotated[str | None, Form(max_length=200)] = None,
+    whole: Annotated[bool, Form(description="obscure the whole frame")] = False,
+) -> Response:
+    """Obscure what the configured classifiers flag (their boxes, or the whole frame).
+
+    With no classifier configured, or with ``whole``, the whole frame is obscured.
+    Nothing is stored.
+    """
+    data = await _read_upload(file, st.settings.max_upload_bytes)
+    from starlette.concurrency import run_in_threadpool
+
+    png = await run_in_threadpool(_obscure_png, st, data, method, warning, whole)
+    return Response(png, media_type="image/png")
+
+
+def _obscure_png(
+    st: ServiceState, data: bytes, method: str, warning: str | None, whole: bool
+) -> bytes:
+    _, rgb = decode_rgb(data, max_pixels=st.settings.max_pixels)
+    boxes: list[Box] | None = None
+    if st.classifiers and not whole:
+        results, _ = assess(st.classifiers, rgb)
+        boxes = []
+        for result in results:
+            if not result.flagged:
+                continue
+            flagged = [d.box for d in result.detections if d.category in result.flagged]
+            if not flagged:  # a whole-image score: hide it all
+                boxes = None
+                break
+            boxes.extend(flagged)
+    out = obscure(rgb, method, boxes, warning=warning)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(out)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @router.post(

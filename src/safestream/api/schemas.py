@@ -54,6 +54,10 @@ class CheckOut(BaseModel):
     reasons: list[str]
     signals: dict[str, Any]
     action_results: list[ActionResultOut] = Field(default_factory=list)
+    #: Category -> score; None means no configured classifier assesses it.
+    scores: dict[str, float | None] | None = None
+    #: Per-model results (labels, detections with boxes, flagged categories).
+    classifications: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class HashIn(Strict):

@@ -47,6 +47,9 @@ class ServiceSettings:
     max_pixels: int | None = None
     #: ``exact`` or ``fast`` decoding for uploads.
     hash_mode: str = "exact"
+    #: Classifiers run on every checked image: bundled names (``opennsfw``,
+    #: ``nudenet``) or ``card:/path/to/model-card.toml``. Empty: none.
+    classifiers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -64,4 +67,9 @@ class ServiceSettings:
             ),
             max_pixels=max_pixels or None,
             hash_mode=mode,
+            classifiers=tuple(
+                item.strip()
+                for item in os.environ.get("SAFESTREAM_CLASSIFIERS", "").split(",")
+                if item.strip()
+            ),
         )

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from safestream.errors import ConfigError
+from safestream.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _has_nul(params: Any) -> bool:
+    if isinstance(params, str):
+        return "\x00" in params
+    if isinstance(params, dict):
+        return any(_has_nul(v) for v in params.values())
+    if isinstance(params, (list, tuple)):
+        return any(_has_nul(v) for v in params)
+    return False
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+) -> None:
+    # PostgreSQL cannot store NUL in text ("PostgreSQL text fields cannot contain
+    # NUL (0x00) bytes", a DataError, so a 500); refuse it as bad input on every
+    # backend, so SQLite and PostgreSQL accept the same data.
+    if _has_nul(parameters):
+        raise InputError("text must not contain NUL (0x00) characters; remove them and retry")
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine with the settings we rely on (SQLite pragmas, pool checks)."""
     try:
@@ -77,6 +97,7 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"invalid database URL {_redact(url)}: {exc}") from exc
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
     return engine
 
 

@@ -195,6 +195,8 @@ class CheckRow(Base):
     signals: Mapped[dict[str, Any]] = mapped_column(JSON)
     matches: Mapped[list[Any]] = mapped_column(JSON)
     reasons: Mapped[list[str]] = mapped_column(JSON)
+    #: Classifier category scores (None: no classifier ran).
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class JobRow(Base):

@@ -83,6 +83,18 @@ class KeyRepository:
                 row.revoked_at = utcnow()
             return _key(row)
 
+    def revoked_among(self, key_ids: set[int]) -> set[int]:
+        """Which of ``key_ids`` are revoked (or deleted)."""
+        with self.store.session() as session:
+            live = set(
+                session.scalars(
+                    select(ApiKeyRow.id).where(
+                        ApiKeyRow.id.in_(sorted(key_ids)), ApiKeyRow.revoked_at.is_(None)
+                    )
+                ).all()
+            )
+        return key_ids - live
+
     def verify(self, key: str) -> ApiKey | None:
         """The live key matching ``key``, or None."""
         if not key.startswith("ss_") or len(key) > 200:
@@ -131,6 +143,7 @@ class CheckRepository:
                 "signals": row.signals,
                 "matches": row.matches,
                 "reasons": row.reasons,
+                "scores": row.scores,
             }
 
     def purge_older_than(self, days: int) -> int:
