@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from safestream.actions.runner import ActionRunner
 from safestream.api.keycache import KeyCache
@@ -41,8 +42,12 @@ class ServiceState:
     classifiers: list[Classifier] = field(default_factory=list)
 
 
-def state(request: Request) -> ServiceState:
-    """The process's service state."""
+async def state(request: Request) -> ServiceState:
+    """The process's service state (async: no thread-pool hop for a dependency)."""
+    return _state(request)
+
+
+def _state(request: Request) -> ServiceState:
     value = request.app.state.safestream
     assert isinstance(value, ServiceState)
     return value
@@ -56,7 +61,7 @@ def require(*roles: Role) -> Any:
     """A dependency that admits keys of ``roles`` (and ``admin``), else 401/403."""
     allowed = frozenset({Role.ADMIN, *roles})
 
-    def check(
+    async def check(
         request: Request,
         bearer: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
         header_key: str | None = Security(_header),
@@ -68,8 +73,12 @@ def require(*roles: Role) -> Any:
                 "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        st = state(request)
-        api_key = st.key_cache.verify(key) if st.key_cache else st.keys.verify(key)
+        st = _state(request)
+        # A cached key costs no database call, so no thread-pool hop either.
+        api_key = st.key_cache.cached(key) if st.key_cache else None
+        if api_key is None:
+            verify = st.key_cache.verify if st.key_cache else st.keys.verify
+            api_key = await run_in_threadpool(verify, key)
         if api_key is None:
             raise HTTPException(
                 401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}

@@ -25,6 +25,13 @@ class KeyCache:
         self._cache: dict[str, tuple[ApiKey, float]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> ApiKey | None:
+        """The cached live key for ``key``, or None (not cached, or expired)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_digest(key))
+        return hit[0] if hit is not None and hit[1] > now else None
+
     def verify(self, key: str) -> ApiKey | None:
         """The live key for ``key``, or None."""
         digest = key_digest(key)

@@ -247,18 +247,25 @@ async def hash_upload(
     summary="Look up hashes of any signal type in every enabled bank",
     **roles(Role.INTEGRATOR),
 )
-def lookup(body: LookupIn, st: State) -> dict[str, Any]:
+async def lookup(body: LookupIn, st: State) -> dict[str, Any]:
     """Matches per hash, in request order; each bank's threshold applies unless ``radius``."""
     if len(body.hashes) > st.settings.max_lookup_hashes:
         raise InputError(
             f"at most {st.settings.max_lookup_hashes} hashes per lookup, got {len(body.hashes)}"
         )
+    # The index search is in memory and takes microseconds: it runs on the event
+    # loop. Only hits need the database (entry details), in the thread pool.
+    from starlette.concurrency import run_in_threadpool
+
     results: list[LookupResult] = []
     for i, h in enumerate(body.hashes):
         try:
-            matches = st.engine.lookup(h.signal_type, h.value, radius=body.radius)
+            hits = st.engine.lookup_hits(h.signal_type, h.value, radius=body.radius)
         except SignalValueError as exc:
             raise SignalValueError(f"hashes[{i}]: {exc}") from None
+        matches = (
+            await run_in_threadpool(st.engine.resolve, hits, radius=body.radius) if hits else []
+        )
         results.append(
             LookupResult.model_validate(
                 {

@@ -119,12 +119,18 @@ class Engine:
         ``radius`` overrides the bank thresholds for PDQ (to explore near misses).
         Disabled banks are skipped; allow-list matches are returned flagged.
         """
+        return self.resolve(self.lookup_hits(signal_type, value, radius=radius), radius=radius)
+
+    def lookup_hits(self, signal_type: str, value: str, *, radius: int | None = None) -> list[Hit]:
+        """Raw index hits for one hash: memory only, no database (see :meth:`resolve`)."""
         st = get_signal_type(signal_type)
         canonical = st.parse(value)
         if st.name == "pdq":
-            hits = self.matcher.search_pdq([canonical], radius)
-        else:
-            hits = self.matcher.search_exact(st.name, canonical)
+            return self.matcher.search_pdq([canonical], radius)
+        return self.matcher.search_exact(st.name, canonical)
+
+    def resolve(self, hits: Sequence[Hit], *, radius: int | None = None) -> list[Match]:
+        """Matches for raw hits: reads the entries (database) and applies bank settings."""
         return self._resolve([(h, "original") for h in hits], override_radius=radius)
 
     # -- policy of this stage --------------------------------------------------
