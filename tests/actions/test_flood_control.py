@@ -96,7 +96,7 @@ def test_policy_window_setting_and_registry() -> None:
     with pytest.raises(ConfigError, match="flood_window_s must be a number of seconds"):
         Policy.from_dict({"flood_window_s": -1})
     # The registry is the source of truth for action names.
-    assert set(KNOWN_ACTIONS) == set(ACTIONS) == {"block", "enqueue_review", "webhook"}
+    assert set(KNOWN_ACTIONS) == set(ACTIONS) == {"block", "enqueue_review", "obscure", "webhook"}
     with pytest.raises(ConfigError, match="unknown actions"):
         Policy.from_dict({"rule": [{"verdict": "block", "actions": ["email"]}]})
 

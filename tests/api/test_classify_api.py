@@ -113,3 +113,23 @@ def test_bad_classifier_configuration_stops_start_up(store: Store, tmp_path: Pat
         create_app(store, settings=ServiceSettings(classifiers=("no-such-model",)))
     with pytest.raises(ConfigError):
         create_app(store, settings=ServiceSettings(classifiers=(f"card:{tmp_path / 'nope.toml'}",)))
+
+
+def test_default_policy_obscures_and_reviews_flagged_images(store: Store, tmp_path: Path) -> None:
+    redness_model(tmp_path / "redness.onnx")
+    card = write_card(
+        tmp_path,
+        card_dict(categories={"red": "explicit_nudity"}, thresholds={"explicit_nudity": 0.9}),
+        "card.toml",
+    )
+    app = create_app(store, settings=ServiceSettings(classifiers=(f"card:{card}",)))
+    key, _ = KeyRepository(store).create("integrator")
+    with TestClient(app) as client:
+        r = client.post(
+            "/v1/check", files={"file": ("r.png", png((250, 10, 10)))}, headers=auth(key)
+        )
+        body = r.json()
+        assert body["verdict"] == "review"
+        assert body["actions"] == ["obscure", "enqueue_review"]
+        assert body["action_results"][0]["detail"] == {"render": "POST /v1/obscure"}
+        assert body["scores"]["minor_likely"] is None

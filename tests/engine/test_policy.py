@@ -101,3 +101,17 @@ def test_invalid_policies(tmp_path: Path, text: str, fragment: str) -> None:
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         Policy.load(tmp_path / "nope.toml")
+
+
+def test_default_policy_classifier_rules() -> None:
+    def scored(**scores: float | None) -> Verdict:
+        base = {"explicit_nudity": None, "minor_likely": None}
+        return Verdict(outcome="no_match", matches=(), scores={**base, **scores})
+
+    both = DEFAULT_POLICY.decide(scored(explicit_nudity=0.95, minor_likely=0.8))
+    assert (both.verdict, both.actions) == ("block", ("block", "enqueue_review"))
+    explicit = DEFAULT_POLICY.decide(scored(explicit_nudity=0.9))
+    assert (explicit.verdict, explicit.actions) == ("review", ("obscure", "enqueue_review"))
+    assert DEFAULT_POLICY.decide(scored(explicit_nudity=0.3)).verdict == "allow"
+    # not assessed is never treated as a score
+    assert DEFAULT_POLICY.decide(scored(minor_likely=0.99)).verdict == "allow"

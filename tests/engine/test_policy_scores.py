@@ -91,8 +91,10 @@ def test_scores_and_outcome_together_are_and() -> None:
     assert p.decide(verdict(csam=0.4)).rule is None
 
 
-def test_default_policy_ignores_scores() -> None:
-    assert DEFAULT_POLICY.decide(verdict(explicit_nudity=1.0)).verdict == "allow"
+def test_default_policy_scores_need_an_assessed_category() -> None:
+    # explicit only -> review and obscure; a category nobody assessed never fires a rule
+    assert DEFAULT_POLICY.decide(verdict(explicit_nudity=1.0)).verdict == "review"
+    assert DEFAULT_POLICY.decide(verdict(csam=None)).verdict == "allow"
 
 
 @pytest.mark.parametrize(

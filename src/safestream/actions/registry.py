@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from safestream.actions.base import Action
 from safestream.actions.block import BlockAction
+from safestream.actions.obscure import ObscureAction
 from safestream.actions.review import EnqueueReviewAction
 from safestream.actions.webhook import WebhookAction
 
 #: Action name -> plug-in class.
 ACTIONS: dict[str, type[Action]] = {
-    cls.name: cls for cls in (BlockAction, EnqueueReviewAction, WebhookAction)
+    cls.name: cls for cls in (BlockAction, EnqueueReviewAction, ObscureAction, WebhookAction)
 }
 
 

@@ -292,6 +292,21 @@ DEFAULT_POLICY = Policy(
             verdict="block",
             actions=("block", "enqueue_review"),
         ),
+        # These two only fire when classifiers are configured (SAFESTREAM_CLASSIFIERS):
+        # an unassessed category never satisfies min_scores. 0.8 is opennsfw's
+        # calibrated threshold (0 false positives on the 628-image benign set).
+        Rule(
+            name="classifier: explicit, minor likely",
+            min_scores=(("explicit_nudity", 0.8), ("minor_likely", 0.7)),
+            verdict="block",
+            actions=("block", "enqueue_review"),
+        ),
+        Rule(
+            name="classifier: explicit",
+            min_scores=(("explicit_nudity", 0.8),),
+            verdict="review",
+            actions=("obscure", "enqueue_review"),
+        ),
     ),
     default_verdict="allow",
 )
