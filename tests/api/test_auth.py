@@ -29,6 +29,9 @@ def fill(path: str) -> str:
         .replace("{key_id}", "999999")
         .replace("{content_id}", "no-such-check")
         .replace("{job_id}", "999999")
+        .replace("{request_id}", "999999")
+        .replace("{evidence_id}", "no-such-evidence")
+        .replace("{hold_id}", "999999")
     )
 
 

@@ -19,9 +19,12 @@ from safestream.actions.runner import ActionRunner
 from safestream.actions.webhook import WebhookConfig
 from safestream.api import (
     routes_admin,
+    routes_audit,
     routes_banks,
     routes_content,
+    routes_evidence,
     routes_jobs,
+    routes_requests,
     routes_system,
 )
 from safestream.api.deps import ServiceState
@@ -253,6 +256,9 @@ def create_app(
         routes_banks.router,
         routes_admin.router,
         routes_jobs.router,
+        routes_requests.router,
+        routes_evidence.router,
+        routes_audit.router,
         routes_system.router,
     ):
         app.include_router(router)

@@ -295,3 +295,106 @@ class ScanResultRow(Base):
     #: The file's scan record (matches, reasons, signals, or the error).
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
     scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- law-enforcement requests, evidence custody, audit chain (migration 0007) ------
+
+
+class AuditEventRow(Base):
+    """One append-only, hash-chained audit event (see ``safestream.evidence.audit``).
+
+    ``seq`` is assigned by the appender under a lock on :class:`AuditHeadRow`, so
+    the chain has no gaps and no forks even with many writers.
+    """
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The single row naming the chain's last event; locked by every append."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class EvidenceRow(Base):
+    """A preserved object: its ciphertext lives in a file, its metadata is encrypted here."""
+
+    __tablename__ = "evidence_objects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    #: Identifier the object belongs to (an account), for response packages.
+    account_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    #: Nonce + AES-GCM ciphertext of the metadata JSON, base64.
+    metadata_ct: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EvidenceHoldRow(Base):
+    """A preservation hold: while one is active (not released, not expired) no purge."""
+
+    __tablename__ = "evidence_holds"
+    __table_args__ = (Index("ix_hold_evidence_expires", "evidence_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence_objects.id", ondelete="CASCADE"))
+    basis: Mapped[str] = mapped_column(String(32))
+    legal_basis: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LERequestRow(Base):
+    """A law-enforcement request with its deadline and workflow status."""
+
+    __tablename__ = "le_requests"
+    __table_args__ = (Index("ix_le_status_deadline", "status", "deadline_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_type: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    agency: Mapped[str] = mapped_column(String(300))
+    officer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    verification: Mapped[str] = mapped_column(String(16))
+    legal_basis: Mapped[str] = mapped_column(Text)
+    jurisdiction: Mapped[str] = mapped_column(String(64))
+    preset: Mapped[str] = mapped_column(String(64))
+    identifiers: Mapped[list[str]] = mapped_column(JSON)
+    data_categories: Mapped[list[str]] = mapped_column(JSON)
+    non_disclosure: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Escalation levels already fired ("0.5", "overdue", ...): fired once, across restarts.
+    escalations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Evidence custody: encrypted evidence store, preservation holds, hash-chained audit."""

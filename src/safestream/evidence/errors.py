@@ -1,0 +1,21 @@
+"""Errors of evidence custody: integrity failures and missing keys."""
+
+from __future__ import annotations
+
+from safestream.errors import ConfigError, SafestreamError
+
+
+class EvidenceIntegrityError(SafestreamError):
+    """Stored evidence failed authentication or its SHA-256 check; nothing is returned.
+
+    Raised for altered ciphertext, a wrong key, a missing or swapped file. It is
+    never a caller's mistake: investigate the storage and restore from backup.
+    """
+
+
+class EvidenceKeyError(ConfigError):
+    """The key an object was encrypted with is not configured."""
+
+
+class AuditChainError(SafestreamError):
+    """The audit chain failed verification."""

@@ -1,0 +1,1 @@
+"""Law-enforcement requests: intake, deadlines, workflow, escalation, response packages."""

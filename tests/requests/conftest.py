@@ -1,0 +1,3 @@
+"""Request fixtures: the evidence ones, shared."""
+
+from evidence_support import clock, evidence, ring  # noqa: F401
