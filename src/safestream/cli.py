@@ -663,6 +663,15 @@ def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path |
     Multiprocess(config, sockets=[sock]).run()
 
 
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
 @cli.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
@@ -681,7 +690,7 @@ def keys_create(obj: _Ctx, role: str, name: str) -> None:
     from safestream.store.service import KeyRepository
 
     with _errors():
-        key, record = KeyRepository(obj.store()).create(role, name)
+        key, record = KeyRepository(obj.store()).create(role, name, actor=_cli_actor())
         err_console.print(
             f"key {record.id} ({record.role.value}) created; it is shown once, store it now:"
         )
@@ -706,7 +715,7 @@ def keys_revoke(obj: _Ctx, key_id: int) -> None:
     from safestream.store.service import KeyRepository
 
     with _errors():
-        _json(KeyRepository(obj.store()).revoke(key_id).to_dict())
+        _json(KeyRepository(obj.store()).revoke(key_id, actor=_cli_actor()).to_dict())
 
 
 @cli.group()

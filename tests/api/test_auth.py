@@ -122,3 +122,21 @@ def test_unknown_role(store: Store, role: str) -> None:
 
     with pytest.raises(InputError, match="unknown role"):
         KeyRepository(store).create(role)
+
+
+def test_key_grants_and_revocations_are_audited(
+    client: TestClient, role_keys: dict[Role, str], store: Store
+) -> None:
+    from safestream.store.audit import AuditRepository
+
+    admin = auth(role_keys[Role.ADMIN])
+    created = client.post("/v1/keys", json={"role": "curator", "name": "x"}, headers=admin).json()
+    client.post(f"/v1/keys/{created['id']}/revoke", headers=admin)
+    events = [
+        e
+        for e in AuditRepository(store).list_events(object_id=str(created["id"]))
+        if e.object_type == "api_key"
+    ]
+    assert [e.action for e in events] == ["api_key.create", "api_key.revoke"]
+    assert all(e.actor.startswith("api_key:") for e in events)
+    assert created["key"] not in str([e.detail for e in events])

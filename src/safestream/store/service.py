@@ -47,8 +47,11 @@ class KeyRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, role: str, name: str = "") -> tuple[str, ApiKey]:
-        """Create a key; returns the secret key (shown once) and its record."""
+    def create(self, role: str, name: str = "", *, actor: str = "system") -> tuple[str, ApiKey]:
+        """Create a key; returns the secret key (shown once) and its record.
+
+        The creation (a grant of a role) is written to the audit chain.
+        """
         try:
             parsed = Role(role)
         except ValueError:
@@ -65,7 +68,9 @@ class KeyRepository:
             )
             session.add(row)
             session.flush()
-            return key, _key(row)
+            record = _key(row)
+        self._audit(actor, "api_key.create", record, f"role {record.role.value}")
+        return key, record
 
     def list(self) -> list[ApiKey]:
         """All keys, newest first."""
@@ -73,15 +78,31 @@ class KeyRepository:
             rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id.desc())).all()
             return [_key(r) for r in rows]
 
-    def revoke(self, key_id: int) -> ApiKey:
-        """Revoke a key; it stops working at once."""
+    def revoke(self, key_id: int, *, actor: str = "system") -> ApiKey:
+        """Revoke a key (audited); it stops working at once."""
         with self.store.session() as session:
             row = session.get(ApiKeyRow, key_id)
             if row is None:
                 raise NotFoundError(f"no API key with id {key_id}")
-            if row.revoked_at is None:
+            changed = row.revoked_at is None
+            if changed:
                 row.revoked_at = utcnow()
-            return _key(row)
+            record = _key(row)
+        if changed:
+            self._audit(actor, "api_key.revoke", record, "")
+        return record
+
+    def _audit(self, actor: str, action: str, record: ApiKey, reason: str) -> None:
+        from safestream.store.audit import AuditRepository
+
+        AuditRepository(self.store).append(
+            actor=actor,
+            action=action,
+            object_type="api_key",
+            object_id=str(record.id),
+            reason=reason,
+            detail={"prefix": record.prefix, "role": record.role.value, "name": record.name},
+        )
 
     def revoked_among(self, key_ids: set[int]) -> set[int]:
         """Which of ``key_ids`` are revoked (or deleted)."""
