@@ -766,10 +766,11 @@ def demo_cmd(directory: Path, workers: int | None) -> None:
 def _register_plugins() -> None:
     # Command groups that live in their own modules (they must not import this one).
     from safestream.cli_classify import COMMANDS as CLASSIFY_COMMANDS
+    from safestream.cli_device import COMMANDS as DEVICE_COMMANDS
     from safestream.cli_evidence import COMMANDS as EVIDENCE_COMMANDS
     from safestream.cli_jobs import COMMANDS as JOB_COMMANDS
 
-    for command in JOB_COMMANDS + CLASSIFY_COMMANDS + EVIDENCE_COMMANDS:
+    for command in JOB_COMMANDS + CLASSIFY_COMMANDS + EVIDENCE_COMMANDS + DEVICE_COMMANDS:
         cli.add_command(command)
 
 

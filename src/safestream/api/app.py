@@ -22,6 +22,7 @@ from safestream.api import (
     routes_audit,
     routes_banks,
     routes_content,
+    routes_device,
     routes_evidence,
     routes_jobs,
     routes_requests,
@@ -259,6 +260,7 @@ def create_app(
         routes_requests.router,
         routes_evidence.router,
         routes_audit.router,
+        routes_device.router,
         routes_system.router,
     ):
         app.include_router(router)

@@ -1,0 +1,232 @@
+"""DeviceGuard end to end: known images and near copies blocked, unrelated ones pass."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from device_support import UNRELATED_SEEDS, Known, jpeg, make_guard, png
+from safestream.classify.base import Classification
+from safestream.demo import synthetic_image
+from safestream.device import DeviceGuard, DeviceServer, DeviceUnavailableError
+from safestream.device.keys import SEGMENTS, hamming_hex
+from safestream.errors import ConfigError
+from safestream.signals.hashing import hash_bytes
+
+
+def variants(k: Known) -> dict[str, bytes]:
+    img = k.image
+    w, h = img.size
+    return {
+        "half": jpeg(img.resize((w // 2, h // 2), Image.Resampling.LANCZOS), 80),
+        "double": jpeg(img.resize((w * 2, h * 2), Image.Resampling.BICUBIC), 85),
+        "q50": jpeg(img, 50),
+        "png": png(img),
+        "1080p": jpeg(img.resize((1920, 1080)), 85),
+    }
+
+
+def test_exact_copy_is_blocked(guard: DeviceGuard, known: list[Known]) -> None:
+    for k in known:
+        d = guard.check_image(k.data)
+        assert d.action == "block", d
+        probe = hash_bytes(k.data, mode="fast").pdq
+        assert probe is not None
+        # The device hashes in fast mode: a few bits off the list holder's exact PDQ.
+        assert d.exact_hit and d.segment_hits >= SEGMENTS - hamming_hex(probe, k.pdq)
+        assert d.intervention == "block_send"
+
+
+def test_near_copies_within_guaranteed_distance_are_blocked(
+    guard: DeviceGuard, known: list[Known]
+) -> None:
+    within = total = 0
+    for k in known:
+        for name, data in variants(k).items():
+            total += 1
+            probe = hash_bytes(data, mode="fast").pdq
+            assert probe is not None
+            dist = hamming_hex(probe, k.pdq)
+            decision = guard.check_image(data)
+            assert not decision.exact_hit  # re-encoded: only the PDQ path can find it
+            # Pigeonhole: at most `dist` segments can differ.
+            assert decision.segment_hits >= SEGMENTS - dist, (k.seed, name, dist)
+            if dist <= SEGMENTS - 2:
+                within += 1
+                assert decision.action == "block", (k.seed, name, dist, decision)
+            elif dist < SEGMENTS:
+                assert decision.action in ("warn", "block"), (k.seed, name, dist)
+    # The guarantee covers most of these transformations (halving the size moves
+    # PDQ by 6-14 bits on these images: beyond it, recall is typical, not certain).
+    assert within >= 0.7 * total
+
+
+def test_unrelated_images_pass(guard: DeviceGuard) -> None:
+    for seed in UNRELATED_SEEDS:
+        d = guard.check_image(jpeg(synthetic_image(seed, (640, 480))))
+        assert d.action == "allow", (seed, d)
+        assert d.segment_hits == 0 and not d.exact_hit
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, SEGMENTS - 1), st.randoms(use_true_random=False))
+def test_pigeonhole_on_random_hashes(distance: int, rnd: random.Random) -> None:
+    """A bank hash with `distance` < 8 bits flipped always hits >= 8 - distance segments."""
+    guard, bank_hash = _random_bank()
+    bits = rnd.sample(range(256), distance)
+    probe = int(bank_hash, 16)
+    for b in bits:
+        probe ^= 1 << b
+    probe_hex = f"{probe:064x}"
+    d = guard.check_hashes(secrets.token_hex(16), secrets.token_hex(32), probe_hex)
+    assert d.segment_hits >= SEGMENTS - distance
+    assert d.action == ("block" if d.segment_hits >= 2 else "warn")
+    if distance <= SEGMENTS - 2:
+        assert d.action == "block"
+
+
+_RANDOM_BANK: dict[str, Any] = {}
+
+
+def _random_bank() -> tuple[DeviceGuard, str]:
+    if not _RANDOM_BANK:
+        import tempfile
+        from pathlib import Path
+
+        from safestream.device.server import TokenBucket
+
+        tmp = Path(tempfile.mkdtemp())
+        srv = DeviceServer(tmp / "device", limiter=TokenBucket(1e6, 10**9))
+        srv.keygen()
+        hashes = [secrets.token_hex(32) for _ in range(200)]
+        srv.publish([("pdq", h) for h in hashes])
+        _RANDOM_BANK.update(guard=make_guard(srv), hash=hashes[17])
+    return _RANDOM_BANK["guard"], _RANDOM_BANK["hash"]
+
+
+def test_single_segment_policy_is_configurable(server: DeviceServer, known: list[Known]) -> None:
+    k = known[0]
+    # Flip one bit in each of 7 segments: exactly one segment stays intact.
+    probe = int(k.pdq, 16)
+    for seg in range(1, SEGMENTS):
+        probe ^= 1 << (255 - seg * 32)
+    probe_hex = f"{probe:064x}"
+    assert hamming_hex(probe_hex, k.pdq) == 7
+    for policy in ("allow", "warn", "block"):
+        g = make_guard(server, single_segment_action=policy)
+        d = g.check_hashes(secrets.token_hex(16), secrets.token_hex(32), probe_hex)
+        assert (d.segment_hits, d.action) == (1, policy)
+
+
+class _Down:
+    def evaluate(self, elements: Any) -> Any:
+        raise DeviceUnavailableError("offline")
+
+
+@pytest.mark.parametrize("offline_action", ["allow", "warn", "block"])
+def test_offline_behaviour(server: DeviceServer, known: list[Known], offline_action: str) -> None:
+    g = make_guard(server, offline_action=offline_action)
+    g.evaluator = _Down()
+    d = g.check_image(known[0].data)
+    assert d.action == offline_action
+    assert "could not run" in d.reason
+
+
+def test_no_filter_at_all_is_offline(tmp_path: Any, known: list[Known]) -> None:
+    srv = DeviceServer(tmp_path / "empty")
+    srv.keygen()
+    g = make_guard(srv, offline_action="warn")
+    d = g.check_image(known[0].data)
+    assert (d.action, d.stale) == ("warn", True)
+
+
+def test_stale_filter_action(server: DeviceServer, known: list[Known]) -> None:
+    g = make_guard(server, max_filter_age_s=0.0, stale_action="warn")
+    unrelated = jpeg(synthetic_image(UNRELATED_SEEDS[0]))
+    d = g.check_image(unrelated)
+    assert (d.action, d.stale) == ("warn", True)
+    # A stale filter still blocks what it knows.
+    assert g.check_image(known[0].data).action == "block"
+
+
+def test_key_rotation_is_followed(server: DeviceServer, known: list[Known]) -> None:
+    from device_support import bank_entries
+
+    g = make_guard(server)
+    assert g.check_image(known[0].data).action == "block"
+    old_key_id, pinned = server.oprf_key_id(), server.public_key()
+    server.keygen(rotate=True)  # new OPRF secret; the signing key devices pin stays
+    assert server.oprf_key_id() != old_key_id and server.public_key() == pinned
+    server.publish(bank_entries(known))
+    # The answer's key id differs from the filter's: the guard refreshes, then matches.
+    assert g.check_image(known[0].data).action == "block"
+    assert g.filter is not None and g.filter.header.version == 2
+
+
+def test_rollback_to_older_filter_refused(server: DeviceServer, known: list[Known]) -> None:
+    from device_support import bank_entries
+    from safestream.device import FilterVerificationError
+
+    old = (
+        (server.directory / server.FILTER).read_bytes(),
+        (server.directory / server.SIGNATURE).read_text(),
+    )
+    server.publish(bank_entries(known))
+    g = make_guard(server)
+    g.refresh()
+    (server.directory / server.FILTER).write_bytes(old[0])
+    (server.directory / server.SIGNATURE).write_text(old[1])
+    with pytest.raises(FilterVerificationError, match="older"):
+        g.refresh()
+
+
+def test_tampered_served_filter_is_not_used(server: DeviceServer, known: list[Known]) -> None:
+    path = server.directory / server.FILTER
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    g = make_guard(server, offline_action="warn")
+    d = g.check_image(known[0].data)
+    assert g.filter is None
+    assert d.action == "warn" and "no verified filter" in d.reason
+
+
+class _FlagAll:
+    """A stand-in classifier that flags everything (wiring only)."""
+
+    def classify(self, image: Any) -> Classification:
+        return Classification(
+            model="flag-all",
+            label_scores={"x": 1.0},
+            category_scores={"explicit_nudity": 1.0},
+            flagged=("explicit_nudity",),
+        )
+
+
+def test_local_classifier_layer(server: DeviceServer) -> None:
+    g = make_guard(server, classifier=_FlagAll(), classifier_action="warn")
+    d = g.check_image(jpeg(synthetic_image(UNRELATED_SEEDS[1])))
+    assert (d.action, d.flagged, d.intervention) == ("warn", ("explicit_nudity",), "blur")
+    # It still works with the server down: the classifier is fully offline.
+    g.evaluator = _Down()
+    assert g.check_image(jpeg(synthetic_image(UNRELATED_SEEDS[2]))).flagged
+
+
+def test_obscured_intervention() -> None:
+    from safestream.device import obscured
+
+    out = obscured(jpeg(synthetic_image(5)), "blur", warning="Sensitive")
+    assert out.startswith(b"\x89PNG")
+
+
+def test_bad_options_fail_clearly(server: DeviceServer) -> None:
+    with pytest.raises(ConfigError, match="offline_action"):
+        make_guard(server, offline_action="maybe")
+    with pytest.raises(ConfigError, match="min_segments_to_block"):
+        make_guard(server, min_segments_to_block=0)
