@@ -55,14 +55,11 @@ def png(seed: int) -> bytes:
 
 
 def custody_app(store: Store, evidence: EvidenceStore, requests: object | None = None) -> Any:
-    """The service app with the requests, evidence and audit routers included."""
-    from safestream.api import routes_audit, routes_evidence, routes_requests
+    """The service app (it includes the requests, evidence and audit routers)."""
     from safestream.api.app import create_app
     from safestream.api.settings import ServiceSettings
 
     app = create_app(store, settings=ServiceSettings(max_upload_bytes=4 * 1024 * 1024))
-    for module in (routes_requests, routes_evidence, routes_audit):
-        app.include_router(module.router)
     app.state.safestream_evidence = evidence
     if requests is not None:
         app.state.safestream_requests = requests

@@ -769,8 +769,10 @@ def _register_plugins() -> None:
     from safestream.cli_device import COMMANDS as DEVICE_COMMANDS
     from safestream.cli_evidence import COMMANDS as EVIDENCE_COMMANDS
     from safestream.cli_jobs import COMMANDS as JOB_COMMANDS
+    from safestream.cli_video import COMMANDS as VIDEO_COMMANDS
 
-    for command in JOB_COMMANDS + CLASSIFY_COMMANDS + EVIDENCE_COMMANDS + DEVICE_COMMANDS:
+    plugins = JOB_COMMANDS + CLASSIFY_COMMANDS + EVIDENCE_COMMANDS + DEVICE_COMMANDS
+    for command in plugins + VIDEO_COMMANDS:
         cli.add_command(command)
 
 

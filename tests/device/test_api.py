@@ -15,7 +15,6 @@ from sqlalchemy import MetaData, select
 from api_support import auth
 from device_support import UNRELATED_SEEDS, Known, jpeg
 from safestream.api.app import create_app
-from safestream.api.routes_device import router
 from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
 from safestream.demo import synthetic_image
@@ -31,7 +30,6 @@ from safestream.store.service import KeyRepository
 @pytest.fixture
 def app_client(store: Store, server: DeviceServer) -> Iterator[TestClient]:
     app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    app.include_router(router)
     app.state.device_server = server
     with TestClient(app) as c:
         yield c
@@ -255,7 +253,6 @@ def test_token_bucket_refills() -> None:
 
 def test_no_filter_yet_is_404(store: Store, tmp_path: Path, keys: dict[Role, str]) -> None:
     app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    app.include_router(router)
     app.state.device_server = DeviceServer(tmp_path / "none")
     with TestClient(app) as c:
         r = c.get("/v1/device/filter", headers=auth(keys[Role.ADMIN]))

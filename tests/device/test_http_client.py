@@ -13,7 +13,6 @@ import uvicorn
 
 from device_support import UNRELATED_SEEDS, Known, jpeg
 from safestream.api.app import create_app
-from safestream.api.routes_device import router
 from safestream.api.settings import ServiceSettings
 from safestream.demo import synthetic_image
 from safestream.device import DeviceGuard, DeviceServer, HttpEvaluator, HttpFilterSource
@@ -32,7 +31,6 @@ def _free_port() -> int:
 def base_url(tmp_path: Path, server: DeviceServer) -> Iterator[tuple[str, str]]:
     store = Store.open(data_dir=tmp_path / "data")
     app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    app.include_router(router)
     app.state.device_server = server
     key, _ = KeyRepository(store).create("integrator", "device")
     port = _free_port()

@@ -1,0 +1,252 @@
+"""Videos in banks, and matching a video against every enabled bank.
+
+Storage: a banked video is **ordinary bank entries**, so every existing path (the
+change log, the in-memory index, export, the live monitor's per-frame lookup) works on
+video frames unchanged and with no schema change:
+
+* one ``md5`` and one ``sha256`` entry for the file (hotlines list videos by MD5);
+* one ``pdq`` entry per kept (folded, good-quality) frame, tagged with the labels
+  ``video:<sha256>`` (which video), ``video-frames:<n>`` (how many frame entries the
+  video has: the denominator of its coverage) and ``vframe:<frame_number>@<seconds>``.
+
+Caveat: a bank keeps one entry per (signal type, value), so a frame hash that is
+already in the bank (another video's identical frame) is not stored twice; that video's
+coverage then tops out below 100 %. Frame hashes of real videos rarely collide exactly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from safestream.banks.formats import HashRecord
+from safestream.banks.model import Bank, BankEntry
+from safestream.engine.check import Engine
+from safestream.engine.verdict import Match
+from safestream.signals.pdq import DEFAULT_MIN_QUALITY
+from safestream.signals.video import (
+    DEFAULT_MATCH_PERCENT,
+    FrameHash,
+    VideoHashes,
+)
+from safestream.store.banks import BankRepository
+
+VIDEO_LABEL = "video:"
+FRAMES_LABEL = "video-frames:"
+FRAME_LABEL = "vframe:"
+
+
+def video_records(
+    hashes: VideoHashes,
+    *,
+    external_id: str | None = None,
+    source: str | None = None,
+    labels: tuple[str, ...] = (),
+    min_quality: int = DEFAULT_MIN_QUALITY,
+) -> list[HashRecord]:
+    """Bank records for a video: its file digests and its good frames, tagged."""
+    frames: list[FrameHash] = []
+    seen: set[str] = set()
+    for f in hashes.frames:
+        if f.quality >= min_quality and f.pdq not in seen:
+            seen.add(f.pdq)
+            frames.append(f)
+    tag = (*labels, f"{VIDEO_LABEL}{hashes.sha256}")
+    records = [
+        HashRecord("md5", hashes.md5, external_id, source, tag),
+        HashRecord("sha256", hashes.sha256, external_id, source, tag),
+    ]
+    records += [
+        HashRecord(
+            "pdq",
+            f.pdq,
+            external_id,
+            source,
+            (
+                *tag,
+                f"{FRAMES_LABEL}{len(frames)}",
+                f"{FRAME_LABEL}{f.frame_number}@{f.timestamp_s:.3f}",
+            ),
+        )
+        for f in frames
+    ]
+    return records
+
+
+def add_video(
+    repo: BankRepository,
+    bank: str,
+    hashes: VideoHashes,
+    *,
+    external_id: str | None = None,
+    source: str | None = None,
+    labels: tuple[str, ...] = (),
+    min_quality: int = DEFAULT_MIN_QUALITY,
+) -> dict[str, Any]:
+    """Add a video to a bank; returns counts of what was added."""
+    records = video_records(
+        hashes, external_id=external_id, source=source, labels=labels, min_quality=min_quality
+    )
+    ids, duplicates = repo.add_entries(bank, records)
+    return {
+        "bank": bank,
+        "sha256": hashes.sha256,
+        "md5": hashes.md5,
+        "frame_entries": len(records) - 2,
+        "entries_added": len(ids),
+        "duplicates": duplicates,
+    }
+
+
+def _as_match(bank: Bank, entry: BankEntry, distance_bits: int) -> Match:
+    return Match(
+        bank=bank.name,
+        bank_id=bank.id,
+        entry_id=entry.id,
+        signal_type=entry.signal_type,
+        distance_bits=distance_bits,
+        threshold_bits=bank.pdq_threshold,
+        is_allow_list=bank.is_allow_list,
+        external_id=entry.external_id,
+        source=entry.source,
+        labels=entry.labels,
+    )
+
+
+def _label(labels: tuple[str, ...], prefix: str) -> str | None:
+    for label in labels:
+        if label.startswith(prefix):
+            return label[len(prefix) :]
+    return None
+
+
+@dataclass(frozen=True)
+class BankVideoMatch:
+    """A banked video that the query video matched."""
+
+    bank: str
+    video_sha256: str
+    external_id: str | None
+    labels: tuple[str, ...]
+    #: Share (0..100) of the query's good frames matching a frame of the bank video.
+    query_match_percent: float
+    #: Share (0..100) of the bank video's frames matched by some query frame.
+    bank_coverage_percent: float
+    #: Query timestamps (seconds) of the first and last matching frame.
+    first_match_s: float
+    last_match_s: float
+    #: The whole file is the banked one (MD5/SHA-256).
+    exact_file: bool
+    is_allow_list: bool
+    #: vPDQ's rule (both shares over their thresholds), an exact file, or a clip
+    #: (bank coverage over its threshold) when clips are looked for.
+    matched: bool
+    kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "bank": self.bank,
+            "video_sha256": self.video_sha256,
+            "external_id": self.external_id,
+            "labels": list(self.labels),
+            "query_match_percent": round(self.query_match_percent, 2),
+            "bank_coverage_percent": round(self.bank_coverage_percent, 2),
+            "first_match_s": round(self.first_match_s, 3),
+            "last_match_s": round(self.last_match_s, 3),
+            "exact_file": self.exact_file,
+            "is_allow_list": self.is_allow_list,
+            "matched": self.matched,
+            "kind": self.kind,
+        }
+
+
+def match_video(
+    engine: Engine,
+    hashes: VideoHashes,
+    *,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    query_match_percent: float = DEFAULT_MATCH_PERCENT,
+    compared_match_percent: float = DEFAULT_MATCH_PERCENT,
+    clips: bool = True,
+) -> list[BankVideoMatch]:
+    """Banked videos that ``hashes`` matches, best first (every bank's own PDQ threshold).
+
+    A banked video matches when vPDQ's rule holds (query share and bank coverage both
+    at or above their thresholds), when the file itself is banked, or — with
+    ``clips`` — when the bank video is covered at or above ``compared_match_percent``
+    however small a part of the query it is (a known clip inside a long video).
+    """
+    frames = [f for f in hashes.frames if f.quality >= min_quality]
+    unique: dict[str, FrameHash] = {}
+    for f in frames:
+        unique.setdefault(f.pdq, f)
+    query = list(unique.values())
+    matches: list[Match] = engine.resolve(
+        engine.matcher.search_exact("md5", hashes.md5)
+        + engine.matcher.search_exact("sha256", hashes.sha256)
+    )
+    exact_videos: dict[tuple[str, str], Match] = {}
+    for m in matches:
+        file_sha = _label(m.labels, VIDEO_LABEL) or (
+            hashes.sha256 if m.signal_type == "sha256" else hashes.md5
+        )
+        exact_videos[(m.bank, file_sha)] = m
+    # Per bank video: which query frames hit it, and which of its frames were hit.
+    query_hits: dict[tuple[str, str], set[int]] = defaultdict(set)
+    entry_hits: dict[tuple[str, str], set[int]] = defaultdict(set)
+    info: dict[tuple[str, str], tuple[Match, int]] = {}
+    if query:
+        hits = engine.matcher.search_pdq([f.pdq for f in query])
+        entries = engine.repo.entries_by_ids({h.entry_id for h in hits})
+        for hit in hits:
+            entry = entries.get(hit.entry_id)
+            if entry is None:
+                continue
+            vsha = _label(entry.labels, VIDEO_LABEL)
+            vtotal = _label(entry.labels, FRAMES_LABEL)
+            if vsha is None or vtotal is None:
+                continue  # an image entry, not a video frame
+            vbank = engine.matcher.banks.get(entry.bank_id)
+            if vbank is None or not vbank.enabled or hit.distance_bits > vbank.pdq_threshold:
+                continue
+            key = (vbank.name, vsha)
+            query_hits[key].add(hit.query_index)
+            entry_hits[key].add(hit.entry_id)
+            if key not in info:
+                info[key] = (_as_match(vbank, entry, hit.distance_bits), int(vtotal))
+    out: list[BankVideoMatch] = []
+    for key in set(info) | set(exact_videos):
+        bank, sha = key
+        exact = key in exact_videos
+        qi = query_hits.get(key, set())
+        m, total = info[key] if key in info else (exact_videos[key], 0)
+        qp = 100.0 * len(qi) / len(query) if query else 0.0
+        cp = 100.0 * len(entry_hits.get(key, set())) / total if total else 0.0
+        times = sorted(query[i].timestamp_s for i in qi)
+        vpdq = qp >= query_match_percent and cp >= compared_match_percent
+        clip = clips and cp >= compared_match_percent
+        kind = "exact_file" if exact else "video" if vpdq else "clip" if clip else "partial"
+        out.append(
+            BankVideoMatch(
+                bank=bank,
+                video_sha256=sha,
+                external_id=m.external_id,
+                labels=tuple(
+                    lbl
+                    for lbl in m.labels
+                    if not lbl.startswith((VIDEO_LABEL, FRAMES_LABEL, FRAME_LABEL))
+                ),
+                query_match_percent=100.0 if exact else qp,
+                bank_coverage_percent=100.0 if exact else cp,
+                first_match_s=times[0] if times else 0.0,
+                last_match_s=times[-1] if times else hashes.duration_s,
+                exact_file=exact,
+                is_allow_list=m.is_allow_list,
+                matched=exact or vpdq or clip,
+                kind=kind,
+            )
+        )
+    out.sort(key=lambda v: (not v.matched, -v.bank_coverage_percent, v.bank, v.video_sha256))
+    return out

@@ -1,0 +1,511 @@
+"""The live monitor: streams -> samples -> engine (and classifier) -> temporal policy -> actions.
+
+One thread per stream demuxes and samples (:mod:`safestream.live.ingest`); samples go to
+one :class:`WorkerPool` shared by every stream, which hashes each sample, looks it up in
+every enabled bank through the same :class:`Engine` as uploads, and scores it with the
+classifier when one is configured. A per-stream :class:`TemporalPolicy` turns results
+into a verdict: any bank match, or ``k`` of the last ``n`` samples scoring over a
+threshold. A verdict fires its actions once per stream. Every step is reported as an
+event (a JSON-ready dict) to ``on_event``.
+
+A stream that fails (cannot be opened, corrupt, hostile) ends with an ``error`` event;
+the other streams carry on.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from safestream.engine.check import Engine
+from safestream.engine.verdict import Match
+from safestream.errors import InputError, SafestreamError, error_kind
+from safestream.live.ingest import Sample, Sampler, Source, StreamContext, StreamError
+from safestream.live.pool import WorkerPool
+from safestream.signals.pdq import DEFAULT_MIN_QUALITY, pdq_from_rgb
+
+log = logging.getLogger(__name__)
+
+RGB = npt.NDArray[np.uint8]
+Scorer = Callable[[RGB], Mapping[str, float | None]]
+Event = dict[str, Any]
+ActionCallback = Callable[["ActionRequest"], None]
+
+#: Actions the monitor knows; ``end_stream`` also stops reading the stream.
+ACTIONS = ("end_stream", "obscure", "warn", "open_case")
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """What the engine and the classifier said about one sample."""
+
+    stream_time_s: float
+    arrived_at: float
+    pdq: str
+    quality: int
+    matches: tuple[Match, ...]
+    scores: Mapping[str, float | None] | None
+    finished_at: float
+
+    @property
+    def latency_ms(self) -> float:
+        """Frame arrival to result, in milliseconds."""
+        return 1000.0 * (self.finished_at - self.arrived_at)
+
+
+class SampleAnalyzer:
+    """Hashes a frame, looks it up in every enabled bank, scores it (optional)."""
+
+    def __init__(
+        self,
+        engine: Engine | None,
+        scorer: Scorer | None = None,
+        *,
+        min_quality: int = DEFAULT_MIN_QUALITY,
+    ) -> None:
+        self.engine = engine
+        self.scorer = scorer
+        self.min_quality = min_quality
+
+    def warm_up(self) -> None:
+        """Run one lookup so the index's compiled kernels are ready before the first sample."""
+        if self.engine is not None:
+            from safestream.index.pdq_index import warm_up
+
+            warm_up()
+            self.engine.lookup_hits("pdq", "0" * 64)
+
+    def analyse(self, sample: Sample) -> SampleResult:
+        """Result for one sample (database read only when the index hit something)."""
+        pdq, quality = pdq_from_rgb(sample.rgb)
+        matches: tuple[Match, ...] = ()
+        if self.engine is not None and quality >= self.min_quality:
+            hits = self.engine.lookup_hits("pdq", pdq)
+            if hits:
+                resolved = self.engine.resolve(hits)
+                if not any(m.is_allow_list for m in resolved):
+                    matches = tuple(resolved)
+        scores = dict(self.scorer(sample.rgb)) if self.scorer is not None else None
+        return SampleResult(
+            sample.stream_time_s, sample.arrived_at, pdq, quality, matches, scores, time.monotonic()
+        )
+
+
+@dataclass(frozen=True)
+class TemporalPolicy:
+    """When a stream's recent samples make a verdict, and what it triggers.
+
+    A bank match on any sample gives ``match``; ``min_flagged`` of the last ``window``
+    samples with a category score at or over ``score_threshold`` give ``classifier``.
+    """
+
+    window: int = 5
+    min_flagged: int = 3
+    score_threshold: float = 0.8
+    #: Categories that count (None: any category the classifier scores).
+    categories: tuple[str, ...] | None = None
+    match_actions: tuple[str, ...] = ("end_stream", "open_case")
+    classifier_actions: tuple[str, ...] = ("obscure", "warn", "open_case")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_flagged <= self.window:
+            raise InputError("need 1 <= min_flagged <= window")
+        for name in (*self.match_actions, *self.classifier_actions):
+            if name not in ACTIONS:
+                raise InputError(f"unknown live action {name!r}; known: {', '.join(ACTIONS)}")
+
+    def flagged(self, scores: Mapping[str, float | None] | None) -> bool:
+        """Whether one sample's scores count towards the classifier rule."""
+        if not scores:
+            return False
+        return any(
+            v is not None
+            and v >= self.score_threshold
+            and (self.categories is None or k in self.categories)
+            for k, v in scores.items()
+        )
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """An action to take on a stream, with the stream's context and the evidence."""
+
+    action: str
+    verdict: str
+    context: StreamContext
+    source: str
+    #: Stream timestamps (seconds) of the samples that triggered the verdict.
+    sample_times_s: tuple[float, ...]
+    matches: tuple[Match, ...]
+    #: PNG bytes of the triggering frames, for evidence only (held in memory, not logged).
+    evidence_png: tuple[bytes, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (without the evidence frames)."""
+        return {
+            "action": self.action,
+            "verdict": self.verdict,
+            "context": self.context.to_dict(),
+            "source": self.source,
+            "sample_times_s": [round(t, 3) for t in self.sample_times_s],
+            "matches": [m.to_dict() for m in self.matches],
+            "evidence_frames": len(self.evidence_png),
+        }
+
+
+def _png(rgb: RGB) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class StreamMetrics:
+    """Per-stream counters."""
+
+    samples: int = 0
+    results: int = 0
+    matches: int = 0
+    dropped: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    started_at: float = field(default_factory=time.monotonic)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        lat = sorted(self.latencies_ms)
+        elapsed = max(time.monotonic() - self.started_at, 1e-9)
+        return {
+            "samples": self.samples,
+            "results": self.results,
+            "samples_per_s": round(self.results / elapsed, 3),
+            "matches": self.matches,
+            "dropped": self.dropped,
+            "latency_p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
+            "latency_p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1)
+            if lat
+            else None,
+        }
+
+
+class StreamSession:
+    """One monitored stream: its reading thread, its policy state and its metrics."""
+
+    def __init__(self, monitor: Monitor, source: Source, context: StreamContext) -> None:
+        self.monitor = monitor
+        self.source = source
+        self.context = context
+        self.metrics = StreamMetrics()
+        self.stop_event = threading.Event()
+        self.ended_by: str | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[bool, float, RGB]] = deque(maxlen=monitor.policy.window)
+        self._fired: set[str] = set()
+        self._rgb: dict[float, RGB] = {}
+        self.thread = threading.Thread(
+            target=self._run, name=f"safestream-stream-{context.stream_id}", daemon=True
+        )
+
+    @property
+    def stream_id(self) -> str:
+        """The stream's id."""
+        return self.context.stream_id
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop reading this stream (the thread exits at the next packet)."""
+        if self.ended_by is None:
+            self.ended_by = reason
+        self.stop_event.set()
+
+    # -- reading ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        m = self.monitor
+        m.emit(
+            {
+                "event": "stream_start",
+                "stream_id": self.stream_id,
+                "source": self.source.describe(),
+                "context": self.context.to_dict(),
+            }
+        )
+        attempt = 0
+        try:
+            while not self.stop_event.is_set():
+                before = self.metrics.samples
+                try:
+                    self._read_once()
+                    # A network source that ends was most likely dropped: reconnect.
+                    if not self.source.reconnect or self.stop_event.is_set():
+                        break
+                    if attempt >= self.source.max_reconnects and self.metrics.samples == before:
+                        break
+                    reason = "end of stream"
+                except StreamError as exc:
+                    if (
+                        not self.source.reconnect
+                        or (
+                            attempt >= self.source.max_reconnects and self.metrics.samples == before
+                        )
+                        or self.stop_event.is_set()
+                    ):
+                        raise
+                    reason = str(exc)
+                # The count of tries starts again once a connection delivered samples.
+                attempt = 1 if self.metrics.samples > before else attempt + 1
+                delay = min(10.0, self.source.reconnect_delay_s * 2 ** (attempt - 1))
+                m.emit(
+                    {
+                        "event": "reconnect",
+                        "stream_id": self.stream_id,
+                        "attempt": attempt,
+                        "delay_s": delay,
+                        "error": reason,
+                    }
+                )
+                if self.stop_event.wait(delay):
+                    break
+        except SafestreamError as exc:
+            self.error = str(exc)
+            m.emit(
+                {
+                    "event": "error",
+                    "stream_id": self.stream_id,
+                    "error": error_kind(exc),
+                    "message": str(exc),
+                }
+            )
+        except Exception as exc:  # a hostile stream must never take the monitor down
+            log.exception("stream %s failed", self.stream_id)
+            self.error = f"{type(exc).__name__}: {exc}"
+            m.emit(
+                {
+                    "event": "error",
+                    "stream_id": self.stream_id,
+                    "error": "internal",
+                    "message": self.error,
+                }
+            )
+        finally:
+            self.metrics.dropped = m.pool.dropped(self.stream_id)
+            m.emit(
+                {
+                    "event": "stream_end",
+                    "stream_id": self.stream_id,
+                    "ended_by": self.ended_by or ("error" if self.error else "eof"),
+                    "metrics": self.metrics.to_dict(),
+                }
+            )
+            m._finished(self)
+
+    def _read_once(self) -> None:
+        container = self.source.open()
+        sampler = Sampler(self.monitor.sample_fps, max_side=self.monitor.max_side)
+        try:
+            for sample in sampler.samples(
+                container,
+                stop=self.stop_event,
+                realtime=self.source.realtime,
+                speed=self.source.speed,
+                what=f"stream {self.stream_id}",
+            ):
+                self.metrics.samples += 1
+                self.monitor.pool.submit(self.stream_id, functools.partial(self._analyse, sample))
+        except StreamError:
+            raise
+        except Exception as exc:
+            av = __import__("av")
+            if isinstance(exc, av.error.FFmpegError | OSError):
+                raise StreamError(f"stream {self.stream_id}: {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            container.close()
+
+    # -- results (worker threads) ------------------------------------------------
+
+    def _analyse(self, sample: Sample) -> None:
+        if self.ended_by == "end_stream":
+            return  # the stream was ended: its remaining samples need no work
+        result = self.monitor.analyzer.analyse(sample)
+        self._on_result(result, sample.rgb)
+
+    def _on_result(self, result: SampleResult, rgb: RGB) -> None:
+        policy = self.monitor.policy
+        fire: list[tuple[str, str, tuple[float, ...], tuple[Match, ...], tuple[RGB, ...]]] = []
+        with self._lock:
+            self.metrics.results += 1
+            self.metrics.latencies_ms.append(result.latency_ms)
+            if result.matches:
+                self.metrics.matches += 1
+            flagged = policy.flagged(result.scores)
+            self._recent.append((flagged, result.stream_time_s, rgb))
+            verdict = None
+            if result.matches:
+                verdict = "match"
+                fire = [
+                    (a, "match", (result.stream_time_s,), result.matches, (rgb,))
+                    for a in policy.match_actions
+                ]
+            elif sum(f for f, _, _ in self._recent) >= policy.min_flagged:
+                verdict = "classifier"
+                times = tuple(t for f, t, _ in self._recent if f)
+                frames = tuple(r for f, _, r in self._recent if f)
+                fire = [(a, "classifier", times, (), frames) for a in policy.classifier_actions]
+            fire = [x for x in fire if x[0] not in self._fired]
+            self._fired.update(x[0] for x in fire)
+        self.monitor.emit(
+            {
+                "event": "sample",
+                "stream_id": self.stream_id,
+                "stream_time_s": round(result.stream_time_s, 3),
+                "verdict": verdict or "no_match",
+                "quality": result.quality,
+                "matches": [m.to_dict() for m in result.matches],
+                "scores": dict(result.scores) if result.scores is not None else None,
+                "actions": [a for a, *_ in fire],
+                "latency_ms": round(result.latency_ms, 1),
+            }
+        )
+        for action, kind, times, matches, frames in fire:
+            request = ActionRequest(
+                action=action,
+                verdict=kind,
+                context=self.context,
+                source=self.source.describe(),
+                sample_times_s=times,
+                matches=matches,
+                evidence_png=tuple(_png(f) for f in frames) if action == "open_case" else (),
+            )
+            self.monitor._act(self, request)
+
+
+class Monitor:
+    """Monitors many streams with one shared worker pool."""
+
+    def __init__(
+        self,
+        analyzer: SampleAnalyzer,
+        *,
+        policy: TemporalPolicy | None = None,
+        sample_fps: float = 1.0,
+        workers: int = 2,
+        per_stream_queue: int = 2,
+        max_side: int | None = 512,
+        on_event: Callable[[Event], None] | None = None,
+        actions: Mapping[str, ActionCallback] | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        # Compiling the index kernels takes seconds: do it now, not on the first sample.
+        analyzer.warm_up()
+        self.policy = policy or TemporalPolicy()
+        self.sample_fps = sample_fps
+        self.max_side = max_side
+        self.pool = WorkerPool(workers, per_stream=per_stream_queue)
+        self.on_event = on_event
+        self.callbacks = dict(actions or {})
+        unknown = set(self.callbacks) - set(ACTIONS)
+        if unknown:
+            raise InputError(f"unknown live actions: {', '.join(sorted(unknown))}")
+        self._lock = threading.Lock()
+        self._sessions: dict[str, StreamSession] = {}
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
+        self._emit_lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        """Report an event (serialised: callbacks never run concurrently)."""
+        if self.on_event is not None:
+            with self._emit_lock:
+                self.on_event(event)
+
+    def add(self, source: Source, context: StreamContext) -> StreamSession:
+        """Start monitoring a stream."""
+        with self._lock:
+            if (
+                context.stream_id in self._sessions
+                and self._sessions[context.stream_id].thread.is_alive()
+            ):
+                raise InputError(f"stream {context.stream_id!r} is already monitored")
+            session = StreamSession(self, source, context)
+            self._sessions[context.stream_id] = session
+            self._active += 1
+        session.thread.start()
+        return session
+
+    def stop(self, stream_id: str) -> None:
+        """Stop monitoring a stream."""
+        with self._lock:
+            session = self._sessions.get(stream_id)
+        if session is None:
+            raise InputError(f"no monitored stream {stream_id!r}")
+        session.stop()
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Every stream with its state and metrics."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return [
+            {
+                "stream_id": s.stream_id,
+                "source": s.source.describe(),
+                "running": s.thread.is_alive(),
+                "ended_by": s.ended_by,
+                "error": s.error,
+                "context": s.context.to_dict(),
+                "metrics": {**s.metrics.to_dict(), "dropped": self.pool.dropped(s.stream_id)},
+            }
+            for s in sessions
+        ]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every stream has ended and its samples are processed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._active:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left)
+        while not self.pool.idle():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        """Stop every stream and the workers."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            s.stop()
+        for s in sessions:
+            s.thread.join(timeout=30)
+        self.pool.close()
+
+    def _finished(self, session: StreamSession) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    def _act(self, session: StreamSession, request: ActionRequest) -> None:
+        if request.action == "end_stream":
+            session.stop("end_stream")
+        self.emit({"event": "action", "stream_id": session.stream_id, **request.to_dict()})
+        callback = self.callbacks.get(request.action)
+        if callback is not None:
+            try:
+                callback(request)
+            except Exception:  # the platform's callback failing must not stop monitoring
+                log.exception("live action %s failed", request.action)

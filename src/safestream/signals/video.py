@@ -1,0 +1,481 @@
+"""Video signals: file MD5/SHA-256 and per-frame PDQ sampled in time (vPDQ-compatible).
+
+A video's perceptual signal is a list of :class:`FrameHash` — one PDQ hash per sampled
+frame with its quality and timestamp — the same data Meta's vPDQ writes, one
+``frame_number,quality,pdq_hex,timestamp_seconds`` line per frame
+(:func:`write_vpdq` / :func:`read_vpdq`). Frames are hashed at full resolution by
+default, which makes each hash bit-identical to vPDQ's (``pdqhash.compute`` on the
+frame's RGB24); ``max_side`` trades that for speed on large frames.
+
+Matching follows vPDQ: the share of the query's (unique, good-quality) frames that
+match some frame of the other video, and the share of the other video's frames
+covered; both at or above a threshold (vPDQ: 80 %) make a match. A short known clip
+inside a long video matches on coverage alone (:func:`find_clip`), with the time range
+where it appears.
+
+PyAV is an optional dependency (``pip install 'safestream[video]'``); it is imported
+when a video is decoded, never at import time of this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from safestream.errors import InputError, SignalValueError
+from safestream.signals.pdq import DEFAULT_MIN_QUALITY, DEFAULT_PDQ_THRESHOLD, pdq_from_rgb
+
+if TYPE_CHECKING:
+    import av.container
+    import av.video.frame
+
+__all__ = [
+    "DEFAULT_MATCH_PERCENT",
+    "ClipMatch",
+    "CorruptVideoError",
+    "FrameHash",
+    "NoFramesError",
+    "NotAVideoError",
+    "VideoError",
+    "VideoHashes",
+    "VideoMatch",
+    "VideoTooLargeError",
+    "find_clip",
+    "frame_rgb",
+    "hash_video",
+    "match_videos",
+    "read_vpdq",
+    "require_av",
+    "write_vpdq",
+]
+
+#: vPDQ's default for both the query-match and the compared-match share.
+DEFAULT_MATCH_PERCENT = 80.0
+#: Consecutive sampled frames at most this many bits apart are folded into the first.
+DEFAULT_FOLD_BITS = 8
+#: Frames larger than this (pixels) are refused before decoding: 8K is 33 Mpx.
+DEFAULT_MAX_FRAME_PIXELS = 8192 * 8192
+_CHUNK = 1 << 20
+
+
+class VideoError(InputError):
+    """A video could not be read or is not acceptable."""
+
+
+class NotAVideoError(VideoError):
+    """The bytes are not a container with a video stream that FFmpeg can read."""
+
+
+class CorruptVideoError(VideoError):
+    """The video is truncated or corrupt: decoding failed."""
+
+
+class NoFramesError(VideoError):
+    """The video has a video stream but no frame could be decoded from it."""
+
+
+class VideoTooLargeError(VideoError):
+    """The video's frames are larger than the configured pixel limit."""
+
+
+def require_av() -> Any:
+    """Import PyAV, or say which extra installs it."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise VideoError("video support needs PyAV: pip install 'safestream[video]'") from exc
+    return av
+
+
+@dataclass(frozen=True)
+class FrameHash:
+    """PDQ of one sampled frame: a line of a vPDQ file."""
+
+    frame_number: int
+    quality: int
+    pdq: str
+    timestamp_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "frame_number": self.frame_number,
+            "quality": self.quality,
+            "pdq": self.pdq,
+            "timestamp_s": round(self.timestamp_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class VideoHashes:
+    """Signals of one video file."""
+
+    md5: str
+    sha256: str
+    frames: tuple[FrameHash, ...]
+    width: int
+    height: int
+    duration_s: float
+    frames_decoded: int
+    frames_sampled: int
+    sample_fps: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "md5": self.md5,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+            "duration_s": round(self.duration_s, 3),
+            "frames_decoded": self.frames_decoded,
+            "frames_sampled": self.frames_sampled,
+            "sample_fps": self.sample_fps,
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+
+# ---------------------------------------------------------------------------
+# Hashing
+
+
+def file_digests(source: Path | IO[bytes]) -> tuple[str, str]:
+    """MD5 and SHA-256 hex of a file (path or binary file object, read from its start)."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                md5.update(chunk)
+                sha.update(chunk)
+    else:
+        source.seek(0)
+        while chunk := source.read(_CHUNK):
+            md5.update(chunk)
+            sha.update(chunk)
+        source.seek(0)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def frame_rgb(
+    frame: av.video.frame.VideoFrame, max_side: int | None = None
+) -> npt.NDArray[np.uint8]:
+    """RGB24 pixels of a decoded frame, scaled down (area) so its longer side is <= max_side."""
+    width, height = int(frame.width), int(frame.height)
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputContainer:
+    try:
+        container: av.container.InputContainer = lib.open(
+            str(source) if isinstance(source, Path) else source, mode="r"
+        )
+    except FileNotFoundError as exc:
+        raise VideoError(f"{what}: no such file") from exc
+    except (lib.error.FFmpegError, ValueError, OSError) as exc:
+        raise NotAVideoError(
+            f"{what}: not a video FFmpeg can read ({type(exc).__name__}: {exc}); "
+            "check the file is a complete video (mp4, mkv, webm, ts, ...)"
+        ) from exc
+    return container
+
+
+def hash_video(
+    source: Path | IO[bytes] | bytes,
+    *,
+    sample_fps: float | None = 1.0,
+    fold_bits: int | None = DEFAULT_FOLD_BITS,
+    max_side: int | None = None,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    name: str | None = None,
+) -> VideoHashes:
+    """Hash a video: file digests and PDQ of frames sampled ``sample_fps`` times a second.
+
+    ``sample_fps=None`` hashes every frame (as vPDQ with one second per hash unset).
+    Consecutive samples within ``fold_bits`` of the last kept one are folded into it
+    (``None``: keep every sample). ``max_side`` scales frames down before hashing (faster
+    on HD, hashes drift a few bits from vPDQ's). Bad input raises :class:`VideoError`.
+    """
+    av = require_av()
+    if sample_fps is not None and not sample_fps > 0:
+        raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(bytes(source))
+    what = name or (str(source) if isinstance(source, Path) else "video")
+    if isinstance(source, Path):
+        if not source.is_file():
+            raise VideoError(f"{what}: no such file")
+        if source.stat().st_size == 0:
+            raise NotAVideoError(f"{what}: the file is empty")
+    md5, sha256 = file_digests(source)
+    container = _open(av, source, what)
+    try:
+        return _hash_container(
+            av, container, md5, sha256, what, sample_fps, fold_bits, max_side, max_frame_pixels
+        )
+    finally:
+        container.close()
+
+
+def _hash_container(
+    av: Any,
+    container: av.container.InputContainer,
+    md5: str,
+    sha256: str,
+    what: str,
+    sample_fps: float | None,
+    fold_bits: int | None,
+    max_side: int | None,
+    max_frame_pixels: int,
+) -> VideoHashes:
+    if not container.streams.video:
+        raise NotAVideoError(f"{what}: the file has no video stream")
+    stream = container.streams.video[0]
+    width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+    if width * height > max_frame_pixels:
+        raise VideoTooLargeError(
+            f"{what}: frames of {width}x{height} exceed the limit of {max_frame_pixels} pixels"
+        )
+    stream.thread_type = "AUTO"
+    interval = None if sample_fps is None else 1.0 / sample_fps
+    next_due = 0.0
+    frames: list[FrameHash] = []
+    decoded = sampled = 0
+    last_time = 0.0
+    first_time: float | None = None
+    try:
+        for frame in container.decode(stream):
+            number = decoded
+            decoded += 1
+            if frame.width * frame.height > max_frame_pixels:
+                raise VideoTooLargeError(
+                    f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit of "
+                    f"{max_frame_pixels} pixels"
+                )
+            t_abs = (
+                float(frame.time)
+                if frame.time is not None
+                else number / float(stream.average_rate or 25)
+            )
+            # Seconds from the first frame: MPEG-TS clocks start anywhere (often 1.4 s).
+            if first_time is None:
+                first_time = t_abs
+            t = t_abs - first_time
+            last_time = max(last_time, t)
+            if interval is not None:
+                # Tolerance for timestamps rounded to the time base.
+                if t + 1e-6 < next_due:
+                    continue
+                next_due = (int((t + 1e-6) / interval) + 1) * interval
+            sampled += 1
+            pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
+            fh = FrameHash(number, quality, pdq, t)
+            if fold_bits is not None and frames and _distance(frames[-1].pdq, pdq) <= fold_bits:
+                continue
+            frames.append(fh)
+    except VideoError:
+        raise
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise CorruptVideoError(
+            f"{what}: decoding failed after {decoded} frames ({type(exc).__name__}: {exc}); "
+            "the file is truncated or corrupt"
+        ) from exc
+    if decoded == 0:
+        raise NoFramesError(f"{what}: the video stream has no decodable frame")
+    duration = last_time
+    if stream.duration is not None and stream.time_base is not None:
+        duration = max(duration, float(stream.duration * stream.time_base))
+    return VideoHashes(
+        md5=md5,
+        sha256=sha256,
+        frames=tuple(frames),
+        width=width,
+        height=height,
+        duration_s=duration,
+        frames_decoded=decoded,
+        frames_sampled=sampled,
+        sample_fps=sample_fps,
+    )
+
+
+def _distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+# ---------------------------------------------------------------------------
+# vPDQ text format
+
+
+def write_vpdq(frames: Iterable[FrameHash]) -> str:
+    """vPDQ text: ``frame_number,quality,pdq_hex,timestamp_seconds`` per line."""
+    return "".join(f"{f.frame_number},{f.quality},{f.pdq},{f.timestamp_s:.3f}\n" for f in frames)
+
+
+def read_vpdq(text: str, *, source: str = "vpdq") -> tuple[FrameHash, ...]:
+    """Parse vPDQ text (blank lines and ``#`` comments skipped); bad lines raise."""
+    out: list[FrameHash] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(",")
+        if len(parts) != 4:
+            raise SignalValueError(
+                f"{source}:{number}: expected frame_number,quality,pdq_hex,timestamp_seconds"
+            )
+        try:
+            frame_number, quality, timestamp = int(parts[0]), int(parts[1]), float(parts[3])
+        except ValueError as exc:
+            raise SignalValueError(f"{source}:{number}: bad number ({exc})") from exc
+        pdq = parts[2].strip().lower()
+        if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
+            raise SignalValueError(f"{source}:{number}: the PDQ hash must be 64 hex characters")
+        if frame_number < 0 or not 0 <= quality <= 100 or not timestamp >= 0:
+            raise SignalValueError(f"{source}:{number}: value out of range")
+        out.append(FrameHash(frame_number, quality, pdq, timestamp))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
+# Matching
+
+
+def _rows(hashes: list[str]) -> npt.NDArray[np.uint64]:
+    if not hashes:
+        return np.empty((0, 4), dtype=np.uint64)
+    raw = np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=">u8")
+    return raw.astype(np.uint64).reshape(len(hashes), 4)
+
+
+def distance_matrix(a: list[str], b: list[str]) -> npt.NDArray[np.int32]:
+    """Pairwise Hamming distances between two lists of PDQ hex hashes (brute force)."""
+    ra, rb = _rows(a), _rows(b)
+    out = np.zeros((ra.shape[0], rb.shape[0]), dtype=np.int32)
+    for col in range(4):
+        out += np.bitwise_count(ra[:, col, None] ^ rb[None, :, col]).astype(np.int32)
+    return out
+
+
+@dataclass(frozen=True)
+class VideoMatch:
+    """vPDQ comparison of a query video with another video."""
+
+    #: Share (0..100) of the query's unique good frames that match some frame of the other.
+    query_match_percent: float
+    #: Share (0..100) of the other video's unique good frames matched by some query frame.
+    compared_match_percent: float
+    matched: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "query_match_percent": round(self.query_match_percent, 2),
+            "compared_match_percent": round(self.compared_match_percent, 2),
+            "matched": self.matched,
+        }
+
+
+def _good(frames: Iterable[FrameHash], min_quality: int) -> list[FrameHash]:
+    seen: set[str] = set()
+    out = []
+    for f in frames:
+        if f.quality >= min_quality and f.pdq not in seen:
+            seen.add(f.pdq)
+            out.append(f)
+    return out
+
+
+def match_videos(
+    query: Iterable[FrameHash],
+    other: Iterable[FrameHash],
+    *,
+    distance_bits: int = DEFAULT_PDQ_THRESHOLD,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    query_match_percent: float = DEFAULT_MATCH_PERCENT,
+    compared_match_percent: float = DEFAULT_MATCH_PERCENT,
+) -> VideoMatch:
+    """Compare two videos' frame hashes the way vPDQ does (unique frames, brute force)."""
+    q, o = _good(query, min_quality), _good(other, min_quality)
+    if not q or not o:
+        return VideoMatch(0.0, 0.0, False)
+    near = distance_matrix([f.pdq for f in q], [f.pdq for f in o]) <= distance_bits
+    qp = 100.0 * float(near.any(axis=1).sum()) / len(q)
+    op = 100.0 * float(near.any(axis=0).sum()) / len(o)
+    return VideoMatch(qp, op, qp >= query_match_percent and op >= compared_match_percent)
+
+
+@dataclass(frozen=True)
+class ClipMatch:
+    """Where a known clip appears inside a longer video."""
+
+    #: Share (0..100) of the clip's unique good frames seen in the window.
+    clip_coverage_percent: float
+    start_s: float
+    end_s: float
+    matched: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "clip_coverage_percent": round(self.clip_coverage_percent, 2),
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "matched": self.matched,
+        }
+
+
+def find_clip(
+    clip: Iterable[FrameHash],
+    video: Iterable[FrameHash],
+    *,
+    distance_bits: int = DEFAULT_PDQ_THRESHOLD,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    coverage_percent: float = DEFAULT_MATCH_PERCENT,
+    max_gap_s: float = 5.0,
+) -> ClipMatch | None:
+    """Find a short known clip inside a long video; None when no frame matches at all.
+
+    The long video's matching frames are grouped into windows (gaps of at most
+    ``max_gap_s``); the window covering the most clip frames is returned, matched when it
+    covers at least ``coverage_percent`` of the clip.
+    """
+    c = _good(clip, min_quality)
+    v = [f for f in video if f.quality >= min_quality]
+    if not c or not v:
+        return None
+    v.sort(key=lambda f: f.timestamp_s)
+    near = distance_matrix([f.pdq for f in v], [f.pdq for f in c]) <= distance_bits
+    hit_rows = np.flatnonzero(near.any(axis=1))
+    if hit_rows.size == 0:
+        return None
+    best: tuple[int, int, int] | None = None  # (covered, first row, last row)
+
+    def consider(first: int, last: int) -> None:
+        nonlocal best
+        covered = int(near[hit_rows[first : last + 1]].any(axis=0).sum())
+        if best is None or covered > best[0]:
+            best = (covered, int(hit_rows[first]), int(hit_rows[last]))
+
+    start = 0
+    for i in range(1, hit_rows.size + 1):
+        if i == hit_rows.size or (
+            v[hit_rows[i]].timestamp_s - v[hit_rows[i - 1]].timestamp_s > max_gap_s
+        ):
+            consider(start, i - 1)
+            start = i
+    assert best is not None
+    covered, first, last = best
+    pct = 100.0 * covered / len(c)
+    return ClipMatch(pct, v[first].timestamp_s, v[last].timestamp_s, pct >= coverage_percent)

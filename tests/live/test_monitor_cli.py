@@ -1,0 +1,60 @@
+"""``safestream monitor``: one JSON event per line, a banked clip ends the stream."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from safestream.cli import cli
+from safestream.cli_video import COMMANDS
+from video_support import encode, known_frame, other_frame, shots
+
+
+def test_monitor_command(tmp_path: Path) -> None:
+    for command in COMMANDS:  # until cli.py registers the plug-in itself
+        if isinstance(command, click.Command) and command.name not in cli.commands:
+            cli.add_command(command)
+    known = [known_frame(i) for i in (61, 62)]
+    clip, stream, other = tmp_path / "clip.mp4", tmp_path / "stream.ts", tmp_path / "other.ts"
+    encode(clip, shots(known, 1, 10))
+    filler = [other_frame(i) for i in range(600, 606)]
+    encode(stream, shots(filler[:3] + known + filler[3:], 1, 10), container_format="mpegts")
+    encode(other, shots(filler, 1, 10), container_format="mpegts")
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(cli, [*base, "bank", "create", "v"]).exit_code == 0
+    r = runner.invoke(cli, [*base, "video", "bank-add", "v", str(clip)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        cli,
+        [
+            *base,
+            "monitor",
+            "--no-realtime",
+            "--queue",
+            "64",
+            "--ip",
+            "192.0.2.1",
+            "--port",
+            "4444",
+            str(stream),
+            str(other),
+        ],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.output.splitlines()]
+    matched = [e for e in events if e["event"] == "sample" and e["verdict"] == "match"]
+    assert matched and matched[0]["stream_id"] == "stream-1"
+    assert 3.0 <= matched[0]["stream_time_s"] <= 6.0
+    actions = [e for e in events if e["event"] == "action"]
+    assert sorted(a["action"] for a in actions) == ["end_stream", "open_case"]
+    assert actions[0]["context"]["ip_address"] == "192.0.2.1"
+    assert actions[0]["context"]["source_port"] == 4444
+    ends = {e["stream_id"]: e["ended_by"] for e in events if e["event"] == "stream_end"}
+    assert ends == {"stream-1": "end_stream", "stream-2": "eof"}
+    r = runner.invoke(cli, [*base, "monitor", str(tmp_path / "missing.ts")])
+    assert r.exit_code == 2

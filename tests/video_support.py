@@ -1,0 +1,76 @@
+"""Synthetic test videos encoded with PyAV (no ffmpeg program, never real material)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from safestream.demo import synthetic_image
+from safestream.signals.synthetic import photo_like
+
+RGB = npt.NDArray[np.uint8]
+WIDTH, HEIGHT = 320, 240
+
+
+def known_frame(seed: int, width: int = WIDTH, height: int = HEIGHT) -> RGB:
+    """A benign synthetic picture (drawn shapes) as RGB."""
+    return np.asarray(synthetic_image(seed, (width, height)).convert("RGB"), dtype=np.uint8)
+
+
+def other_frame(seed: int, width: int = WIDTH, height: int = HEIGHT) -> RGB:
+    """An unrelated photo-like synthetic frame."""
+    return photo_like(seed, width, height)
+
+
+def scene(picture: RGB, seconds: float, fps: int, *, jitter: int = 1, seed: int = 0) -> list[RGB]:
+    """``seconds`` of frames of one picture with a little noise (a static shot)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(round(seconds * fps)):
+        noise = rng.integers(-jitter, jitter + 1, size=picture.shape, dtype=np.int16)
+        out.append(np.clip(picture.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+    return out
+
+
+def encode(
+    target: str | Path | IO[bytes],
+    frames: Iterable[RGB],
+    *,
+    fps: int = 10,
+    container_format: str | None = None,
+    gop: int = 10,
+    options: dict[str, str] | None = None,
+) -> None:
+    """Encode RGB frames as H.264 (yuv420p) into a file or a binary file object."""
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    kwargs: dict[str, Any] = {"mode": "w"}
+    if container_format:
+        kwargs["format"] = container_format
+    with av.open(str(target) if isinstance(target, Path) else target, **kwargs) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "g": str(gop),
+            **(options or {}),
+        }
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def shots(pictures: Sequence[RGB], seconds_each: float, fps: int) -> list[RGB]:
+    """Consecutive static shots of each picture."""
+    out: list[RGB] = []
+    for i, p in enumerate(pictures):
+        out += scene(p, seconds_each, fps, seed=i)
+    return out
