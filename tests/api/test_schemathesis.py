@@ -52,8 +52,8 @@ STATUSES: list[int] = []
 def documented_success_and_json_errors(ctx: CheckContext, response: Any, case: Any) -> bool:
     """2xx: content type and body as documented. 4xx: a JSON object with ``detail``.
 
-    The error statuses themselves are not in the spec yet (see the xfail test
-    below), so their bodies are checked against our own error shape instead.
+    The error statuses and their bodies are declared in the spec too; the
+    stricter test below checks them against it.
     """
     STATUSES.append(response.status_code)
     if response.status_code < 300:
@@ -147,13 +147,6 @@ def test_no_server_errors_and_documented_bodies(
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the spec documents only 2xx and FastAPI's 422: the 400/401/403/404/409/413 "
-        "errors, and 422 with our {detail: str, kind} body (bad images), are undeclared"
-    ),
-)
 def test_every_error_response_is_documented(
     store: Store, settings: ServiceSettings, role_keys: dict[Role, str]
 ) -> None:

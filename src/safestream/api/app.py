@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +32,7 @@ from safestream.api import (
 from safestream.api.deps import ServiceState
 from safestream.api.keycache import KeyCache
 from safestream.api.metrics import Metrics
+from safestream.api.schemas import Problem, ValidationProblem
 from safestream.api.settings import ServiceSettings
 from safestream.classify.base import Classifier
 from safestream.engine.check import Engine, EngineOptions
@@ -219,6 +221,23 @@ def load_classifiers(specs: tuple[str, ...]) -> list[Classifier]:
     return loaded
 
 
+#: Error responses every operation may give, declared in the OpenAPI spec.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Bad input: the detail says what and why"},
+    401: {"model": Problem, "description": "Missing, invalid or revoked API key"},
+    403: {"model": Problem, "description": "The key's role may not do this"},
+    404: {"model": Problem, "description": "No such object"},
+    409: {"model": Problem, "description": "Conflicts with the current state"},
+    413: {"model": Problem, "description": "Body over the upload limit, or a decompression bomb"},
+    422: {
+        "model": Problem | ValidationProblem,
+        "description": "Malformed request (FastAPI's validation errors) or an unreadable image",
+    },
+    429: {"model": Problem, "description": "Rate limited"},
+    500: {"model": Problem, "description": "Internal error (logged); never for bad input"},
+}
+
+
 def create_app(
     store: Store | None = None,
     *,
@@ -250,6 +269,7 @@ def create_app(
             "allowed."
         ),
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.safestream = st
     for router in (

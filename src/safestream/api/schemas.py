@@ -201,6 +201,20 @@ class KeyCreated(KeyOut):
     key: str
 
 
+class ValidationItem(BaseModel):
+    """One field FastAPI could not validate."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    """FastAPI's validation error body (a 422)."""
+
+    detail: list[ValidationItem]
+
+
 class Problem(BaseModel):
     """An error response."""
 
