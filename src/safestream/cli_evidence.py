@@ -10,26 +10,19 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from safestream.errors import InputError, SafestreamError
+from safestream.cli_support import cli_errors
+from safestream.errors import InputError
 
 EXIT_BAD, EXIT_ERROR = 1, 2
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SafestreamError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+_errors = cli_errors
 
 
 def _json(obj: Any) -> None:

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from safestream.errors import SafestreamError
+from safestream.cli_support import cli_errors
 
 EXIT_ERROR = 2
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SafestreamError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+_errors = cli_errors
 
 
 def _json(obj: Any) -> None:

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from safestream.cli_support import cli_errors
 from safestream.errors import SafestreamError, error_kind
 
 EXIT_MATCHED = 1
 EXIT_ERROR = 2
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SafestreamError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+_errors = cli_errors
 
 
 def _line(obj: Any) -> None:
