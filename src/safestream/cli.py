@@ -765,6 +765,7 @@ def demo_cmd(directory: Path, workers: int | None) -> None:
 
 def _register_plugins() -> None:
     # Command groups that live in their own modules (they must not import this one).
+    from safestream.cli_cases import COMMANDS as CASE_COMMANDS
     from safestream.cli_classify import COMMANDS as CLASSIFY_COMMANDS
     from safestream.cli_device import COMMANDS as DEVICE_COMMANDS
     from safestream.cli_evidence import COMMANDS as EVIDENCE_COMMANDS
@@ -772,7 +773,7 @@ def _register_plugins() -> None:
     from safestream.cli_video import COMMANDS as VIDEO_COMMANDS
 
     plugins = JOB_COMMANDS + CLASSIFY_COMMANDS + EVIDENCE_COMMANDS + DEVICE_COMMANDS
-    for command in plugins + VIDEO_COMMANDS:
+    for command in plugins + VIDEO_COMMANDS + CASE_COMMANDS:
         cli.add_command(command)
 
 

@@ -32,6 +32,8 @@ def fill(path: str) -> str:
         .replace("{request_id}", "999999")
         .replace("{evidence_id}", "no-such-evidence")
         .replace("{hold_id}", "999999")
+        .replace("{case_id}", "999999")
+        .replace("{report_id}", "999999")
     )
 
 

@@ -398,3 +398,57 @@ class LERequestRow(Base):
     escalations: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- cases and law-enforcement reports (migration 0008) -----------------------------
+
+
+class CaseRow(Base):
+    """An incident under review: detections of one account in one incident window."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_case_account_status_last", "account_id", "status", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: new, in_review, confirmed, dismissed or reported.
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CaseEventRow(Base):
+    """One detection (check) in a case; files are its events deduplicated by SHA-256."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_event_case_sha", "case_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    #: The check's content id: a check joins at most one case.
+    content_id: Mapped[str] = mapped_column(String(36), unique=True)
+    #: known (bank match), new (classifier only) or live (live surface).
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The check record's context, hashes, matches and scores (never content).
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ReportRow(Base):
+    """A law-enforcement report built from a confirmed case (the model as JSON)."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

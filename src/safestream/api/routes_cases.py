@@ -1,0 +1,166 @@
+"""Case and report routes: review (role ``reviewer``), reports (role ``le_liaison``).
+
+The case service is built once per app from the environment and kept on
+``app.state.safestream_cases``; tests may set it first (e.g. with a clock).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from safestream.api.custody import actor
+from safestream.api.deps import _state, roles
+from safestream.auth import Role
+from safestream.cases.model import CaseConfig, CaseStatus
+from safestream.cases.service import CaseService
+from safestream.reports.build import BuildOptions, reporter_from_env
+from safestream.reports.model import IncidentType, Reporter
+from safestream.reports.service import ReportService
+
+router = APIRouter(tags=["cases"])
+
+
+def case_service(request: Request) -> CaseService:
+    """The app's case service."""
+    app_state = request.app.state
+    svc = getattr(app_state, "safestream_cases", None)
+    if svc is None:
+        svc = CaseService(_state(request).store, CaseConfig.from_env())
+        app_state.safestream_cases = svc
+    assert isinstance(svc, CaseService)
+    return svc
+
+
+Cases = Annotated[CaseService, Depends(case_service)]
+#: Ids fit a signed 64-bit column; larger ones are a 422, not a database error.
+CaseId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ReportId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+class DecisionIn(BaseModel):
+    """A reviewer's decision on a case."""
+
+    status: Literal["in_review", "confirmed", "dismissed"]
+    reason_code: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=5000)
+    #: On a dismissal: add the case's file hashes to this allow-list bank.
+    allow_list_bank: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BuildIn(BaseModel):
+    """What a person adds to a confirmed case to make a report."""
+
+    reporter: Reporter | None = None
+    platform: str | None = Field(default=None, max_length=200)
+    incident_type: IncidentType = IncidentType.CHILD_PORNOGRAPHY
+    chat_excerpt: str | None = Field(default=None, max_length=100_000)
+    additional_info: str | None = Field(default=None, max_length=100_000)
+    files_viewed_by_esp: bool | None = None
+    publicly_available: bool | None = None
+
+
+class SubmittedIn(BaseModel):
+    """That a report was filed, with the hotline's reference."""
+
+    reference: str = Field(min_length=1, max_length=200)
+    override_reason: str | None = Field(default=None, min_length=3, max_length=5000)
+
+
+@router.get("/v1/cases", **roles(Role.REVIEWER))
+def list_cases(
+    cases: Cases,
+    status: Annotated[CaseStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Cases, most urgent first, each with its priority and reasons."""
+    items = cases.list(status=status.value if status else None, limit=limit)
+    return {"cases": [cases.to_dict(c, events=False) for c in items]}
+
+
+@router.post("/v1/cases/sync", **roles(Role.REVIEWER))
+def sync_cases(cases: Cases) -> dict[str, Any]:
+    """Group new detections (check records) into cases now."""
+    return {"added": cases.sync()}
+
+
+@router.get("/v1/cases/{case_id}", **roles(Role.REVIEWER, Role.LE_LIAISON))
+def get_case(cases: Cases, case_id: CaseId) -> dict[str, Any]:
+    """One case with its detections (context, hashes, matches; never content)."""
+    return cases.to_dict(cases.get(case_id))
+
+
+@router.post("/v1/cases/{case_id}/decision", **roles(Role.REVIEWER))
+def decide(request: Request, cases: Cases, case_id: CaseId, body: DecisionIn) -> dict[str, Any]:
+    """Move a case (audited); 409 when the workflow does not allow the move."""
+    case = cases.decide(
+        case_id,
+        body.status,
+        reason_code=body.reason_code,
+        note=body.note,
+        actor=actor(request),
+        allow_list_bank=body.allow_list_bank,
+    )
+    return cases.to_dict(case, events=False)
+
+
+@router.post("/v1/cases/{case_id}/report", status_code=201, **roles(Role.LE_LIAISON))
+def build(request: Request, cases: Cases, case_id: CaseId, body: BuildIn) -> dict[str, Any]:
+    """Build a report of a confirmed case, with its quality findings."""
+    options = BuildOptions(
+        reporter=body.reporter or reporter_from_env(),
+        platform=body.platform,
+        incident_type=body.incident_type,
+        chat_excerpt=body.chat_excerpt,
+        additional_info=body.additional_info,
+        files_viewed_by_esp=body.files_viewed_by_esp,
+        publicly_available=body.publicly_available,
+    )
+    return ReportService(cases).build(case_id, options, actor=actor(request)).to_dict()
+
+
+@router.get("/v1/reports/{report_id}", **roles(Role.LE_LIAISON))
+def get_report(cases: Cases, report_id: ReportId) -> dict[str, Any]:
+    """A stored report with its quality findings."""
+    return ReportService(cases).get(report_id).to_dict()
+
+
+@router.get(
+    "/v1/reports/{report_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report (JSON, or CyberTipline-style XML)",
+            "content": {"application/json": {}, "application/xml": {}},
+        }
+    },
+    **roles(Role.LE_LIAISON),
+)
+def export_report(
+    cases: Cases,
+    report_id: ReportId,
+    format: Annotated[Literal["json", "cybertipline"], Query()] = "json",
+) -> Response:
+    """The report as JSON or CyberTipline-style XML (modelled: validate against NCMEC's XSD)."""
+    text = ReportService(cases).export(report_id, format)
+    media = "application/json" if format == "json" else "application/xml"
+    return Response(text, media_type=media)
+
+
+@router.post("/v1/reports/{report_id}/submitted", **roles(Role.LE_LIAISON))
+def submitted(
+    request: Request, cases: Cases, report_id: ReportId, body: SubmittedIn
+) -> dict[str, Any]:
+    """Record that the report was filed; the case becomes ``reported`` (audited).
+
+    Refused (409) while the report has blocking findings, unless a written
+    ``override_reason`` is given.
+    """
+    return ReportService(cases).mark_submitted(
+        report_id,
+        actor=actor(request),
+        reference=body.reference,
+        override_reason=body.override_reason,
+    )

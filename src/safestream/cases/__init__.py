@@ -1,0 +1,1 @@
+"""Cases: detections grouped per account and incident window, reviewed, reported."""

@@ -1,0 +1,118 @@
+"""The case workflow over the store: ingest detections, list by priority, decide."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from safestream.banks.formats import HashRecord
+from safestream.cases.model import Case, CaseConfig, CaseStatus
+from safestream.errors import InputError
+from safestream.store.banks import BankRepository
+from safestream.store.cases import CaseRepository
+from safestream.store.db import Store
+from safestream.store.models import utcnow
+
+
+class CaseService:
+    """Cases for reviewers: grouped detections, priority order, audited decisions."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: CaseConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.config = config or CaseConfig()
+        self.repo = CaseRepository(store)
+        self.banks = BankRepository(store)
+        self.clock = clock
+
+    def sync(self, *, limit: int = 1000) -> int:
+        """Group check records not yet seen into cases; return detections added."""
+        total = 0
+        while True:
+            added, read = self.repo.ingest(self.config, limit=limit)
+            total += added
+            if read < limit:
+                return total
+
+    def list(self, *, status: str | None = None, limit: int = 100) -> list[Case]:
+        """Cases, most urgent first (priority at now, then most recent)."""
+        if status is not None and status not in {s.value for s in CaseStatus}:
+            self._bad_status(status)
+        now = self.clock()
+        cases = self.repo.list(status=status, limit=max(limit, 1) * 5)
+        cases.sort(key=lambda c: (-c.priority(now, self.config).score, -c.id))
+        return cases[:limit]
+
+    @staticmethod
+    def _bad_status(status: str) -> None:
+        names = ", ".join(s.value for s in CaseStatus)
+        raise InputError(f"unknown case status {status!r}; statuses: {names}")
+
+    def get(self, case_id: int) -> Case:
+        """One case."""
+        return self.repo.get(case_id)
+
+    def to_dict(self, case: Case, *, events: bool = True) -> dict[str, Any]:
+        """A case as JSON with its priority now."""
+        return case.to_dict(self.clock(), self.config, events=events)
+
+    def decide(
+        self,
+        case_id: int,
+        status: str,
+        *,
+        reason_code: str,
+        actor: str,
+        note: str = "",
+        allow_list_bank: str | None = None,
+    ) -> Case:
+        """Record a reviewer's decision (audited); a dismissal may allow-list the files.
+
+        ``allow_list_bank`` names an allow-list bank: the dismissed case's file
+        hashes (SHA-256, and PDQ where there is one) are added to it, so the
+        same benign content is not flagged again.
+        """
+        if allow_list_bank is not None:
+            if status != CaseStatus.DISMISSED.value:
+                raise InputError("allow_list_bank goes with a dismissal only")
+            bank = self.banks.get_bank(allow_list_bank)
+            if not bank.is_allow_list:
+                raise InputError(f"bank {allow_list_bank!r} is not an allow-list bank")
+        records = _hash_records(self.repo.get(case_id)) if allow_list_bank else []
+        detail: dict[str, Any] = {}
+        if allow_list_bank:
+            detail = {"allow_list_bank": allow_list_bank, "allow_list_entries": len(records)}
+        case = self.repo.transition(
+            case_id, status, reason_code=reason_code, note=note, actor=actor, detail=detail
+        )
+        if allow_list_bank:
+            self.banks.add_entries(allow_list_bank, records)
+        return case
+
+
+def _hash_records(case: Case) -> list[HashRecord]:
+    """Allow-list records for a case's files: SHA-256, and PDQ where there is one."""
+    out: list[HashRecord] = []
+    for events in case.files().values():
+        hashes = events[0].record.get("hashes", {})
+        for signal_type in ("sha256", "pdq"):
+            value = hashes.get(signal_type)
+            if value:
+                out.append(
+                    HashRecord(
+                        signal_type=signal_type,
+                        value=str(value),
+                        source=f"case:{case.id}",
+                        labels=("dismissed",),
+                    )
+                )
+    return out
+
+
+__all__ = ["CaseService"]

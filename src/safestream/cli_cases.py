@@ -1,0 +1,215 @@
+"""CLI commands for cases (review) and law-enforcement reports.
+
+Registered by ``cli._register_plugins``; this module must not import
+:mod:`safestream.cli`. ``ctx.obj`` offers ``store()``. The audit actor of a
+CLI command is ``cli:<operating-system user>``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from safestream.cli_support import cli_errors
+from safestream.errors import InputError
+
+EXIT_BAD, EXIT_ERROR = 1, 2
+
+
+_errors = cli_errors
+
+
+def _json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _cases(obj: Any) -> Any:
+    from safestream.cases.model import CaseConfig
+    from safestream.cases.service import CaseService
+
+    return CaseService(obj.store(), CaseConfig.from_env())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read JSON: {exc}") from None
+
+
+# -- cases ---------------------------------------------------------------------
+
+
+@click.group("cases")
+def cases_group() -> None:
+    """Cases: detections grouped per account and incident window, for review."""
+
+
+@cases_group.command("sync")
+@click.pass_obj
+def cases_sync(obj: Any) -> None:
+    """Group new detections (check records) into cases."""
+    with _errors():
+        _json({"added": _cases(obj).sync()})
+
+
+@cases_group.command("list")
+@click.option("--status", default=None, help="new, in_review, confirmed, dismissed, reported")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_obj
+def cases_list(obj: Any, status: str | None, limit: int) -> None:
+    """Cases, most urgent first, with priority and reasons."""
+    with _errors():
+        svc = _cases(obj)
+        _json([svc.to_dict(c, events=False) for c in svc.list(status=status, limit=limit)])
+
+
+@cases_group.command("show")
+@click.argument("case_id", type=int)
+@click.pass_obj
+def cases_show(obj: Any, case_id: int) -> None:
+    """One case with its detections."""
+    with _errors():
+        svc = _cases(obj)
+        _json(svc.to_dict(svc.get(case_id)))
+
+
+@cases_group.command("decide")
+@click.argument("case_id", type=int)
+@click.option("--status", required=True, type=click.Choice(["in_review", "confirmed", "dismissed"]))
+@click.option("--reason-code", required=True)
+@click.option("--note", default="")
+@click.option("--allow-list-bank", default=None, help="On dismissal: allow-list the files here.")
+@click.pass_obj
+def cases_decide(
+    obj: Any,
+    case_id: int,
+    status: str,
+    reason_code: str,
+    note: str,
+    allow_list_bank: str | None,
+) -> None:
+    """Record a decision on a case (audited)."""
+    with _errors():
+        svc = _cases(obj)
+        case = svc.decide(
+            case_id,
+            status,
+            reason_code=reason_code,
+            note=note,
+            actor=_actor(),
+            allow_list_bank=allow_list_bank,
+        )
+        _json(svc.to_dict(case, events=False))
+
+
+# -- reports -------------------------------------------------------------------
+
+
+@click.group("reports")
+def reports_group() -> None:
+    """Law-enforcement reports: build from a confirmed case, check, export."""
+
+
+@reports_group.command("build")
+@click.argument("case_id", type=int)
+@click.option(
+    "--reporter",
+    "reporter_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Reporter JSON [default: SAFESTREAM_REPORTER_* variables].",
+)
+@click.option("--platform", default=None)
+@click.option(
+    "--chat-excerpt",
+    "chat_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A text file with the relevant conversation.",
+)
+@click.option("--files-viewed/--files-not-viewed", default=None)
+@click.pass_obj
+def reports_build(
+    obj: Any,
+    case_id: int,
+    reporter_file: Path | None,
+    platform: str | None,
+    chat_file: Path | None,
+    files_viewed: bool | None,
+) -> None:
+    """Build and store a report of a confirmed case; prints it with its findings."""
+    from pydantic import ValidationError
+
+    from safestream.reports.build import BuildOptions, reporter_from_env
+    from safestream.reports.model import Reporter
+    from safestream.reports.service import ReportService
+
+    with _errors():
+        if reporter_file is not None:
+            try:
+                reporter = Reporter.model_validate(_read_json(reporter_file))
+            except ValidationError as exc:
+                raise InputError(f"{reporter_file}: invalid reporter: {exc}") from None
+        else:
+            reporter = reporter_from_env()
+        excerpt = chat_file.read_text(encoding="utf-8") if chat_file else None
+        options = BuildOptions(
+            reporter=reporter,
+            platform=platform,
+            chat_excerpt=excerpt,
+            files_viewed_by_esp=files_viewed,
+        )
+        _json(ReportService(_cases(obj)).build(case_id, options, actor=_actor()).to_dict())
+
+
+@reports_group.command("export")
+@click.argument("report_id", type=int)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "cybertipline"]),
+    default="json",
+    show_default=True,
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def reports_export(obj: Any, report_id: int, fmt: str, out: Path | None) -> None:
+    """Export a stored report (CyberTipline XML is modelled: validate against NCMEC's XSD)."""
+    from safestream.reports.service import ReportService
+
+    with _errors():
+        text = ReportService(_cases(obj)).export(report_id, fmt)
+        if out is None:
+            click.echo(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+
+
+@reports_group.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def reports_check(file: Path) -> None:
+    """Print a report JSON file's quality findings; exit 1 on blocking ones."""
+    from safestream.reports.quality import blocking, check_report
+    from safestream.reports.service import load_report
+
+    with _errors():
+        findings = check_report(load_report(_read_json(file)))
+        _json([f.to_dict() for f in findings])
+        if blocking(findings):
+            sys.exit(EXIT_BAD)
+
+
+COMMANDS: list[click.Command] = [cases_group, reports_group]

@@ -1,0 +1,1 @@
+"""Law-enforcement reports: model, quality check, CyberTipline-style XML and JSON."""

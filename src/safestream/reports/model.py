@@ -1,0 +1,125 @@
+"""The typed model of a law-enforcement report (pydantic, so it validates JSON input).
+
+Times are timezone-aware (``AwareDatetime``): a report with a naive time is
+refused at the boundary, since an investigator cannot place it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class IncidentType(StrEnum):
+    """Incident types, named after the CyberTipline categories (as modelled)."""
+
+    CHILD_PORNOGRAPHY = "Child Pornography (possession, manufacture, and distribution)"
+    ONLINE_ENTICEMENT = "Online Enticement of Children for Sexual Acts"
+    CHILD_SEX_TRAFFICKING = "Child Sex Trafficking"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Contact(_Model):
+    """A person to contact at the reporting organisation."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=300)
+    phone: str | None = Field(default=None, max_length=100)
+
+
+class Reporter(_Model):
+    """Who files the report."""
+
+    organisation: str = Field(min_length=1, max_length=300)
+    contact: Contact
+    #: Reachable at any hour for an emergency (a child in danger now).
+    emergency_contact: Contact | None = None
+
+
+class IpCaptureEvent(_Model):
+    """One IP address seen for the reported account, with its source port and time."""
+
+    ip_address: str = Field(min_length=1, max_length=64)
+    #: Source port: behind carrier-grade NAT the address alone rarely names a subscriber.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    event_name: str = Field(default="Upload", max_length=64)
+    date_time: AwareDatetime | None = None
+    possible_proxy: bool | None = None
+
+
+class ReportedPerson(_Model):
+    """A reported account."""
+
+    esp_identifier: str | None = Field(default=None, max_length=200)
+    screen_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    profile_urls: list[str] = Field(default_factory=list, max_length=100)
+    ip_capture_events: list[IpCaptureEvent] = Field(default_factory=list, max_length=10_000)
+
+
+class ReportFile(_Model):
+    """A file of the incident: hashes and how it was handled (never the content)."""
+
+    original_file_name: str | None = Field(default=None, max_length=500)
+    upload_date_time: AwareDatetime | None = None
+    md5: str | None = Field(default=None, max_length=32)
+    sha1: str | None = Field(default=None, max_length=40)
+    sha256: str | None = Field(default=None, max_length=64)
+    pdq: str | None = Field(default=None, max_length=64)
+    #: Whether a person at the platform viewed the file (None: not recorded).
+    viewed_by_esp: bool | None = None
+    publicly_available: bool | None = None
+    live_streaming: bool = False
+    generative_ai: bool = False
+    upload_ip_event: IpCaptureEvent | None = None
+    #: How the file was detected: bank names matched, or "classifier".
+    detected_by: list[str] = Field(default_factory=list, max_length=100)
+
+
+class ChatIncident(_Model):
+    """A chat or instant-message incident with the conversation excerpt."""
+
+    chat_client: str | None = Field(default=None, max_length=200)
+    excerpt: str | None = Field(default=None, max_length=100_000)
+
+
+class IncidentSummary(_Model):
+    """What happened, when and how it was found."""
+
+    incident_type: IncidentType = IncidentType.CHILD_PORNOGRAPHY
+    platform: str | None = Field(default=None, max_length=200)
+    incident_date_time: AwareDatetime | None = None
+    escalate_to_high_priority: bool = False
+    escalation_reason: str | None = Field(default=None, max_length=5000)
+    how_detected: str | None = Field(default=None, max_length=1000)
+    live_streaming: bool = False
+
+
+class Report(_Model):
+    """A law-enforcement report of one incident (one case), possibly many files."""
+
+    case_id: int | None = None
+    reporter: Reporter
+    incident: IncidentSummary
+    web_page_url: str | None = Field(default=None, max_length=2048)
+    chat: ChatIncident | None = None
+    persons: list[ReportedPerson] = Field(default_factory=list, max_length=100)
+    files: list[ReportFile] = Field(default_factory=list, max_length=10_000)
+    additional_info: str | None = Field(default=None, max_length=100_000)
+
+
+__all__ = [
+    "ChatIncident",
+    "Contact",
+    "IncidentSummary",
+    "IncidentType",
+    "IpCaptureEvent",
+    "Report",
+    "ReportFile",
+    "ReportedPerson",
+    "Reporter",
+]
