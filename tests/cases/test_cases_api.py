@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 
 from api_support import auth
 from cases_support import hashes, record_check
-from safestream.api import routes_cases
 from safestream.api.app import create_app
 from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
@@ -29,7 +28,6 @@ REPORTER = {
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
     app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    app.include_router(routes_cases.router)
     with TestClient(app) as c:
         yield c
 
