@@ -93,6 +93,17 @@ def _check_strength(cells: int, noise: float) -> None:
         raise ClassifierInputError(f"noise must be in 0..128, got {noise!r}")
 
 
+def _noisy_cells(
+    region: npt.NDArray[np.uint8], cells: int, noise: float, gen: np.random.Generator
+) -> tuple[npt.NDArray[np.float32], int]:
+    """Block means of ``region`` (``cells`` blocks across its shorter side) plus noise."""
+    h, w = region.shape[:2]
+    cell = max(1, -(-min(h, w) // cells))
+    means = _block_means(region, cell)
+    means += gen.uniform(-noise, noise, size=means.shape).astype(np.float32)
+    return means, cell
+
+
 def pixelate(
     image: RGBImage,
     boxes: Sequence[Box] | None = None,
@@ -109,9 +120,7 @@ def pixelate(
     for top, bottom, left, right in regions(out.shape, boxes, margin):
         region = out[top:bottom, left:right]
         h, w = region.shape[:2]
-        cell = max(1, -(-min(h, w) // cells))
-        means = _block_means(region, cell)
-        means += gen.uniform(-noise, noise, size=means.shape).astype(np.float32)
+        means, cell = _noisy_cells(region, cells, noise, gen)
         # Quantising to steps of 16 leaves 16 levels per channel per block.
         levels = np.clip(np.round(means / 16.0) * 16.0 + 8.0, 0, 255).astype(np.uint8)
         blocks = np.repeat(np.repeat(levels, cell, axis=0), cell, axis=1)
@@ -135,9 +144,7 @@ def blur(
     for top, bottom, left, right in regions(out.shape, boxes, margin):
         region = out[top:bottom, left:right]
         h, w = region.shape[:2]
-        cell = max(1, -(-min(h, w) // cells))
-        tiny = _block_means(region, cell)
-        tiny += gen.uniform(-noise, noise, size=tiny.shape).astype(np.float32)
+        tiny, cell = _noisy_cells(region, cells, noise, gen)
         tiny_img = Image.fromarray(np.clip(np.round(tiny), 0, 255).astype(np.uint8))
         rows, cols = tiny.shape[:2]
         smooth = tiny_img.resize((cols * cell, rows * cell), Image.Resampling.BICUBIC)

@@ -180,10 +180,7 @@ class EvidenceStore:
         """Encrypt and store ``content`` under a first hold; whole or not at all."""
         if not content:
             raise InputError("evidence content is empty; nothing to preserve")
-        if not legal_basis.strip():
-            raise InputError("a legal basis is required to preserve evidence")
-        if basis not in DEFAULT_HOLD:
-            raise InputError(f"basis must be one of {sorted(DEFAULT_HOLD)}, got {basis!r}")
+        _check_hold(basis, legal_basis, "a legal basis is required to preserve evidence")
         ring = self.keys
         key_id = ring.active_id
         object_id = str(uuid.uuid4())
@@ -212,17 +209,7 @@ class EvidenceStore:
                     status="active",
                     created_at=now,
                 )
-                sql.insert_hold(
-                    conn,
-                    evidence_id=object_id,
-                    basis=basis,
-                    legal_basis=legal_basis,
-                    request_id=request_id,
-                    created_by=actor,
-                    created_at=now,
-                    expires_at=now + length,
-                    renewals=0,
-                )
+                _insert_hold(conn, object_id, basis, legal_basis, request_id, actor, now, length)
                 self.audit.append_in(
                     conn,
                     actor=actor,
@@ -361,10 +348,7 @@ class EvidenceStore:
         hold_for: timedelta | None = None,
     ) -> Hold:
         """Add a preservation hold (audited)."""
-        if not legal_basis.strip():
-            raise InputError("a hold needs a legal basis")
-        if basis not in DEFAULT_HOLD:
-            raise InputError(f"basis must be one of {sorted(DEFAULT_HOLD)}, got {basis!r}")
+        _check_hold(basis, legal_basis, "a hold needs a legal basis")
         length = self._hold_length(basis, hold_for)
         now = self.clock()
         with write_transaction(self.store) as conn:
@@ -373,16 +357,8 @@ class EvidenceStore:
             record = sql.get_object(conn, evidence_id, lock=True)
             if record.status != "active":
                 raise ConflictError(f"evidence {evidence_id} was purged; it cannot be held")
-            hold = sql.insert_hold(
-                conn,
-                evidence_id=evidence_id,
-                basis=basis,
-                legal_basis=legal_basis,
-                request_id=request_id,
-                created_by=actor,
-                created_at=now,
-                expires_at=now + length,
-                renewals=0,
+            hold = _insert_hold(
+                conn, evidence_id, basis, legal_basis, request_id, actor, now, length
             )
             self.audit.append_in(
                 conn,
@@ -558,3 +534,34 @@ class EvidenceStore:
                     raise
                 (self.directory / record.path).unlink(missing_ok=True)
                 done += 1
+
+
+def _check_hold(basis: str, legal_basis: str, missing_basis_message: str) -> None:
+    if not legal_basis.strip():
+        raise InputError(missing_basis_message)
+    if basis not in DEFAULT_HOLD:
+        raise InputError(f"basis must be one of {sorted(DEFAULT_HOLD)}, got {basis!r}")
+
+
+def _insert_hold(
+    conn: Any,
+    evidence_id: str,
+    basis: str,
+    legal_basis: str,
+    request_id: int | None,
+    actor: str,
+    now: datetime,
+    length: timedelta,
+) -> Hold:
+    """A new, never-renewed hold running ``length`` from ``now``."""
+    return sql.insert_hold(
+        conn,
+        evidence_id=evidence_id,
+        basis=basis,
+        legal_basis=legal_basis,
+        request_id=request_id,
+        created_by=actor,
+        created_at=now,
+        expires_at=now + length,
+        renewals=0,
+    )
