@@ -92,6 +92,9 @@ def cases_show(obj: Any, case_id: int) -> None:
 @click.option("--reason-code", required=True)
 @click.option("--note", default="")
 @click.option("--allow-list-bank", default=None, help="On dismissal: allow-list the files here.")
+@click.option(
+    "--add-to-bank", default=None, help="On confirmation: add the files' hashes to this bank."
+)
 @click.pass_obj
 def cases_decide(
     obj: Any,
@@ -100,6 +103,7 @@ def cases_decide(
     reason_code: str,
     note: str,
     allow_list_bank: str | None,
+    add_to_bank: str | None,
 ) -> None:
     """Record a decision on a case (audited)."""
     with _errors():
@@ -111,6 +115,7 @@ def cases_decide(
             note=note,
             actor=_actor(),
             allow_list_bank=allow_list_bank,
+            add_to_bank=add_to_bank,
         )
         _json(svc.to_dict(case, events=False))
 
@@ -210,6 +215,137 @@ def reports_check(file: Path) -> None:
         _json([f.to_dict() for f in findings])
         if blocking(findings):
             sys.exit(EXIT_BAD)
+
+
+def _report_file(path: Path) -> Any:
+    from safestream.reports.service import load_report
+
+    return load_report(_read_json(path))
+
+
+@reports_group.command("example")
+def reports_example() -> None:
+    """Print a complete example report as JSON (synthetic people and data)."""
+    from safestream.reports.example import example_report
+
+    click.echo(example_report().model_dump_json(indent=2))
+
+
+@reports_group.command("schema")
+def reports_schema() -> None:
+    """Print the JSON Schema of the report model."""
+    from safestream.reports.model import Report
+
+    _json(Report.model_json_schema())
+
+
+@reports_group.command("render")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "cybertipline"]),
+    default="cybertipline",
+    show_default=True,
+)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def reports_render(fmt: str, file: Path) -> None:
+    """Render a report JSON file as CyberTipline-style XML or normalised JSON."""
+    from safestream.reports.cybertipline import export_xml
+
+    with _errors():
+        report = _report_file(file)
+        click.echo(
+            export_xml(report) if fmt == "cybertipline" else report.model_dump_json(indent=2)
+        )
+
+
+def _xml_of(path: Path) -> str:
+    """The XML to validate: an XML file as is, a report JSON file rendered."""
+    from safestream.reports.cybertipline import export_xml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    if text.lstrip().startswith(("{", "[")):
+        return export_xml(_report_file(path))
+    return text
+
+
+@reports_group.command("validate")
+@click.option(
+    "--xsd",
+    "xsd_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The hotline's XSD (never committed: NCMEC's XSD may not be redistributed).",
+)
+@click.option(
+    "--fetch-xsd", is_flag=True, help="Fetch the XSD from the API's /xsd (SAFESTREAM_CYBERTIP_*)."
+)
+@click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def reports_validate(obj: Any, xsd_file: Path | None, fetch_xsd: bool, report: Path) -> None:
+    """Validate exported XML (or a report JSON file, rendered) against an XSD; exit 1 if invalid."""
+    from safestream.reports.service import ReportService
+    from safestream.reports.submission import service_from_env, validate_xml
+
+    with _errors():
+        if (xsd_file is None) == (not fetch_xsd):
+            raise InputError("give --xsd FILE or --fetch-xsd (one of them)")
+        document = _xml_of(report)
+        if xsd_file is not None:
+            try:
+                xsd = xsd_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"{xsd_file}: cannot read: {exc}") from None
+        else:
+            xsd = service_from_env(ReportService(_cases(obj)), actor=_actor()).fetch_xsd()
+        errors = validate_xml(document, xsd)
+        _json({"valid": not errors, "errors": errors})
+        if errors:
+            sys.exit(EXIT_BAD)
+
+
+@reports_group.command("submit")
+@click.argument("report_id", type=int)
+@click.option(
+    "--override-reason", default=None, help="A written reason to file despite blocking findings."
+)
+@click.pass_obj
+def reports_submit(obj: Any, report_id: int, override_reason: str | None) -> None:
+    """File a stored report with the CyberTipline API (resumes an interrupted submission)."""
+    from safestream.reports.service import ReportService
+    from safestream.reports.submission import service_from_env
+
+    with _errors():
+        actor = _actor()
+        svc = service_from_env(ReportService(_cases(obj)), actor=actor)
+        _json(svc.submit(report_id, actor=actor, override_reason=override_reason))
+
+
+@reports_group.command("submissions")
+@click.argument("report_id", type=int)
+@click.pass_obj
+def reports_submissions(obj: Any, report_id: int) -> None:
+    """A report's submission state and every stored request and response."""
+    from safestream.reports.service import ReportService
+    from safestream.reports.submission import SubmissionService, no_client
+
+    with _errors():
+        _json(SubmissionService(ReportService(_cases(obj)), no_client).submissions(report_id))
+
+
+@reports_group.command("stats")
+@click.pass_obj
+def reports_stats(obj: Any) -> None:
+    """Timeliness: median time per stage and the share within 24 hours."""
+    from safestream.reports.timeliness import report_stats
+
+    with _errors():
+        stats = report_stats(obj.store())
+        stats.pop("timelines")
+        _json(stats)
 
 
 COMMANDS: list[click.Command] = [cases_group, reports_group]

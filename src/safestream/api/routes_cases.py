@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from safestream.api.custody import actor
+from safestream.api.custody import actor, evidence_store
 from safestream.api.deps import _state, roles
 from safestream.auth import Role
 from safestream.cases.model import CaseConfig, CaseStatus
@@ -19,6 +20,13 @@ from safestream.cases.service import CaseService
 from safestream.reports.build import BuildOptions, reporter_from_env
 from safestream.reports.model import IncidentType, Reporter
 from safestream.reports.service import ReportService
+from safestream.reports.submission import (
+    CybertipError,
+    SubmissionService,
+    no_client,
+    service_from_env,
+)
+from safestream.reports.timeliness import report_stats
 
 router = APIRouter(tags=["cases"])
 
@@ -48,6 +56,8 @@ class DecisionIn(BaseModel):
     note: str = Field(default="", max_length=5000)
     #: On a dismissal: add the case's file hashes to this allow-list bank.
     allow_list_bank: str | None = Field(default=None, min_length=1, max_length=200)
+    #: On a confirmation: add the case's SHA-256, MD5 and PDQ hashes to this bank.
+    add_to_bank: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class BuildIn(BaseModel):
@@ -102,6 +112,7 @@ def decide(request: Request, cases: Cases, case_id: CaseId, body: DecisionIn) ->
         note=body.note,
         actor=actor(request),
         allow_list_bank=body.allow_list_bank,
+        add_to_bank=body.add_to_bank,
     )
     return cases.to_dict(case, events=False)
 
@@ -119,6 +130,29 @@ def build(request: Request, cases: Cases, case_id: CaseId, body: BuildIn) -> dic
         publicly_available=body.publicly_available,
     )
     return ReportService(cases).build(case_id, options, actor=actor(request)).to_dict()
+
+
+class SubmitIn(BaseModel):
+    """A submission to the CyberTipline API."""
+
+    override_reason: str | None = Field(default=None, min_length=3, max_length=5000)
+
+
+def submissions(request: Request, cases: CaseService, *, configured: bool) -> SubmissionService:
+    """The app's submission service (tests may set ``app.state.safestream_submissions``)."""
+    svc = getattr(request.app.state, "safestream_submissions", None)
+    if isinstance(svc, SubmissionService):
+        return svc
+    reports = ReportService(cases)
+    if not configured:
+        return SubmissionService(reports, no_client)
+    return service_from_env(reports, actor=actor(request), evidence=evidence_store(request))
+
+
+@router.get("/v1/reports/stats", **roles(Role.LE_LIAISON, Role.REVIEWER))
+def stats(cases: Cases) -> dict[str, Any]:
+    """Timeliness: per-stage medians (detected, reviewed, submitted, finished), share in 24 h."""
+    return report_stats(cases.store)
 
 
 @router.get("/v1/reports/{report_id}", **roles(Role.LE_LIAISON))
@@ -164,3 +198,34 @@ def submitted(
         reference=body.reference,
         override_reason=body.override_reason,
     )
+
+
+@router.post(
+    "/v1/reports/{report_id}/submit",
+    responses={502: {"description": "the hotline refused or could not be reached"}},
+    **roles(Role.LE_LIAISON),
+)
+def submit(
+    request: Request, cases: Cases, report_id: ReportId, body: SubmitIn | None = None
+) -> Any:
+    """File the report with the CyberTipline API; resumes an interrupted submission.
+
+    409 while blocking findings remain without an override reason, or when the
+    report was already filed; 502 when the hotline refused or was unreachable
+    (the submission is resumable: call again).
+    """
+    svc = submissions(request, cases, configured=True)
+    reason = body.override_reason if body else None
+    try:
+        return svc.submit(report_id, actor=actor(request), override_reason=reason)
+    except CybertipError as exc:
+        return JSONResponse(
+            {"detail": str(exc), "kind": "cybertip", "retryable": exc.retryable},
+            status_code=502,
+        )
+
+
+@router.get("/v1/reports/{report_id}/submissions", **roles(Role.LE_LIAISON))
+def submission_log(request: Request, cases: Cases, report_id: ReportId) -> dict[str, Any]:
+    """A report's submission state and every stored request and response."""
+    return submissions(request, cases, configured=False).submissions(report_id)

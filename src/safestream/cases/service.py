@@ -71,37 +71,58 @@ class CaseService:
         actor: str,
         note: str = "",
         allow_list_bank: str | None = None,
+        add_to_bank: str | None = None,
     ) -> Case:
-        """Record a reviewer's decision (audited); a dismissal may allow-list the files.
+        """Record a reviewer's decision (audited); it may add the files to a bank.
 
-        ``allow_list_bank`` names an allow-list bank: the dismissed case's file
-        hashes (SHA-256, and PDQ where there is one) are added to it, so the
-        same benign content is not flagged again.
+        ``allow_list_bank`` (a dismissal only) names an allow-list bank: the
+        case's file hashes (SHA-256, and PDQ where there is one) are added to
+        it, so the same benign content is not flagged again. ``add_to_bank``
+        (a confirmation only) names an internal bank that is not an allow-list:
+        the case's SHA-256, MD5 and PDQ hashes are added, so the same material
+        matches from now on. The bank and the number of entries are audited
+        with the decision.
         """
+        bank_name: str | None = None
         if allow_list_bank is not None:
             if status != CaseStatus.DISMISSED.value:
                 raise InputError("allow_list_bank goes with a dismissal only")
-            bank = self.banks.get_bank(allow_list_bank)
-            if not bank.is_allow_list:
+            if not self.banks.get_bank(allow_list_bank).is_allow_list:
                 raise InputError(f"bank {allow_list_bank!r} is not an allow-list bank")
-        records = _hash_records(self.repo.get(case_id)) if allow_list_bank else []
+            bank_name = allow_list_bank
+        if add_to_bank is not None:
+            if status != CaseStatus.CONFIRMED.value:
+                raise InputError("add_to_bank goes with a confirmation only")
+            if allow_list_bank is not None:
+                raise InputError("give add_to_bank or allow_list_bank, not both")
+            if self.banks.get_bank(add_to_bank).is_allow_list:
+                raise InputError(
+                    f"bank {add_to_bank!r} is an allow-list bank: confirmed material goes to a "
+                    "bank of known material"
+                )
+            bank_name = add_to_bank
+        records: list[HashRecord] = []
         detail: dict[str, Any] = {}
         if allow_list_bank:
+            records = _hash_records(self.repo.get(case_id), ("sha256", "pdq"), "dismissed")
             detail = {"allow_list_bank": allow_list_bank, "allow_list_entries": len(records)}
+        if add_to_bank:
+            records = _hash_records(self.repo.get(case_id), ("sha256", "md5", "pdq"), "confirmed")
+            detail = {"add_to_bank": add_to_bank, "bank_entries": len(records)}
         case = self.repo.transition(
             case_id, status, reason_code=reason_code, note=note, actor=actor, detail=detail
         )
-        if allow_list_bank:
-            self.banks.add_entries(allow_list_bank, records)
+        if bank_name:
+            self.banks.add_entries(bank_name, records)
         return case
 
 
-def _hash_records(case: Case) -> list[HashRecord]:
-    """Allow-list records for a case's files: SHA-256, and PDQ where there is one."""
+def _hash_records(case: Case, signal_types: tuple[str, ...], label: str) -> list[HashRecord]:
+    """Bank records for a case's files: each present hash of ``signal_types``."""
     out: list[HashRecord] = []
     for events in case.files().values():
         hashes = events[0].record.get("hashes", {})
-        for signal_type in ("sha256", "pdq"):
+        for signal_type in signal_types:
             value = hashes.get(signal_type)
             if value:
                 out.append(
@@ -109,7 +130,7 @@ def _hash_records(case: Case) -> list[HashRecord]:
                         signal_type=signal_type,
                         value=str(value),
                         source=f"case:{case.id}",
-                        labels=("dismissed",),
+                        labels=(label,),
                     )
                 )
     return out

@@ -9,10 +9,12 @@ PostgreSQL and by the write lock (``BEGIN IMMEDIATE``) on SQLite, and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from safestream.cases.model import (
     OPEN_STATUSES,
@@ -31,7 +33,9 @@ from safestream.store.models import (
     CaseEventRow,
     CaseRow,
     CheckRow,
+    ReportExchangeRow,
     ReportRow,
+    ReportSubmissionRow,
     StoreMetaRow,
     utcnow,
 )
@@ -324,4 +328,250 @@ class CaseRepository:
         return int(row._mapping["case_id"]), dict(row._mapping["body"])
 
 
-__all__ = ["CaseRepository"]
+# -- CyberTipline submissions (migration 0009) -------------------------------------
+
+SUBMISSIONS = cast(Table, ReportSubmissionRow.__table__)
+EXCHANGES = cast(Table, ReportExchangeRow.__table__)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class SubmissionState:
+    """A report's submission: remote id, finished steps, status."""
+
+    report_id: int
+    status: str
+    remote_report_id: str | None
+    steps: dict[str, Any]
+    retracted: list[str]
+    attempts: int
+    claimed_by: str | None
+    claimed_until: datetime | None
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "report_id": self.report_id,
+            "status": self.status,
+            "remote_report_id": self.remote_report_id,
+            "files": {k: dict(v) for k, v in sorted(self.steps.items(), key=lambda kv: int(kv[0]))},
+            "retracted": list(self.retracted),
+            "attempts": self.attempts,
+            "submitted_at": _iso(self.submitted_at),
+            "finished_at": _iso(self.finished_at),
+            "last_error": self.last_error,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+def _state(m: Any) -> SubmissionState:
+    return SubmissionState(
+        report_id=int(m["report_id"]),
+        status=m["status"],
+        remote_report_id=m["remote_report_id"],
+        steps=dict(m["steps"] or {}),
+        retracted=list(m["retracted"] or []),
+        attempts=int(m["attempts"]),
+        claimed_by=m["claimed_by"],
+        claimed_until=m["claimed_until"],
+        submitted_at=m["submitted_at"],
+        finished_at=m["finished_at"],
+        last_error=m["last_error"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+class SubmissionRepository:
+    """Submission state per report and the log of every request and response."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def find(self, report_id: int) -> SubmissionState | None:
+        """The report's submission, or None when it was never submitted."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(SUBMISSIONS).where(SUBMISSIONS.c.report_id == report_id)
+            ).first()
+        return _state(row._mapping) if row else None
+
+    def get(self, report_id: int) -> SubmissionState:
+        """The report's submission, or NotFoundError."""
+        state = self.find(report_id)
+        if state is None:
+            raise NotFoundError(f"report {report_id} has no submission")
+        return state
+
+    def get_or_create(self, report_id: int) -> SubmissionState:
+        """The report's submission, created ``pending`` when there is none."""
+        state = self.find(report_id)
+        if state is not None:
+            return state
+        now = utcnow()
+        try:
+            with write_transaction(self.store) as conn:
+                conn.execute(
+                    insert(SUBMISSIONS).values(
+                        report_id=report_id,
+                        status="pending",
+                        steps={},
+                        retracted=[],
+                        attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # created by a concurrent submitter meanwhile
+        return self.get(report_id)
+
+    def claim(self, report_id: int, actor: str, *, until: datetime) -> SubmissionState:
+        """Hold the submission for one run; ConflictError while another run holds it."""
+        now = utcnow()
+        with write_transaction(self.store) as conn:
+            done = conn.execute(
+                update(SUBMISSIONS)
+                .where(
+                    SUBMISSIONS.c.report_id == report_id,
+                    SUBMISSIONS.c.status != "finished",
+                    (SUBMISSIONS.c.claimed_until.is_(None)) | (SUBMISSIONS.c.claimed_until < now),
+                )
+                .values(claimed_by=actor[:200], claimed_until=until, updated_at=now)
+            )
+            if not getattr(done, "rowcount", 1):
+                row = conn.execute(
+                    select(SUBMISSIONS).where(SUBMISSIONS.c.report_id == report_id)
+                ).first()
+                if row is not None and row._mapping["status"] == "finished":
+                    raise ConflictError(f"report {report_id} was already filed")
+                raise ConflictError(
+                    f"report {report_id} is being submitted by "
+                    f"{row._mapping['claimed_by'] if row else 'someone'}; wait for it to end "
+                    "(a crashed run's hold expires) and try again"
+                )
+        return self.get(report_id)
+
+    def release(self, report_id: int) -> None:
+        """End this run's hold."""
+        with write_transaction(self.store) as conn:
+            conn.execute(
+                update(SUBMISSIONS)
+                .where(SUBMISSIONS.c.report_id == report_id)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def update(self, report_id: int, **values: Any) -> SubmissionState:
+        """Persist finished steps or a status change at once (a crash resumes from here)."""
+        with write_transaction(self.store) as conn:
+            conn.execute(
+                update(SUBMISSIONS)
+                .where(SUBMISSIONS.c.report_id == report_id)
+                .values(**values, updated_at=utcnow())
+            )
+        return self.get(report_id)
+
+    def log_exchange(self, report_id: int | None, exchange: dict[str, Any]) -> None:
+        """Store one request and its response (or error) as sent and received."""
+        with write_transaction(self.store) as conn:
+            conn.execute(
+                insert(EXCHANGES).values(
+                    report_id=report_id,
+                    step=exchange["step"],
+                    attempt=exchange["attempt"],
+                    method=exchange["method"],
+                    url=exchange["url"][:2048],
+                    request_headers=exchange["request_headers"],
+                    request_body=exchange["request_body"],
+                    response_status=exchange["response_status"],
+                    response_headers=exchange["response_headers"],
+                    response_body=exchange["response_body"],
+                    error=exchange["error"],
+                    sent_at=exchange["sent_at"],
+                    received_at=exchange["received_at"],
+                )
+            )
+
+    def exchanges(self, report_id: int) -> list[dict[str, Any]]:
+        """Every stored request and response of a report, oldest first."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(EXCHANGES).where(EXCHANGES.c.report_id == report_id).order_by(EXCHANGES.c.id)
+            ).all()
+        out = []
+        for r in rows:
+            m = dict(r._mapping)
+            m["sent_at"] = _iso(m["sent_at"])
+            m["received_at"] = _iso(m["received_at"])
+            out.append(m)
+        return out
+
+
+# -- timeliness --------------------------------------------------------------------
+
+
+def timeline_rows(store: Store) -> list[dict[str, Any]]:
+    """Per case with a review or a report: detected, reviewed, submitted, finished times.
+
+    Detected is the case's first detection; reviewed its confirmation (or
+    dismissal); submitted the first accepted ``/submit`` of its report (else
+    the time it was marked submitted); finished the hotline's ``/finish`` (else
+    the time it was marked submitted).
+    """
+    query = (
+        select(
+            CASES.c.id,
+            CASES.c.status,
+            CASES.c.first_seen_at,
+            CASES.c.reviewed_at,
+            CASES.c.reported_at,
+            REPORTS.c.id.label("report_id"),
+            SUBMISSIONS.c.submitted_at,
+            SUBMISSIONS.c.finished_at,
+        )
+        .select_from(
+            CASES.outerjoin(REPORTS, REPORTS.c.case_id == CASES.c.id).outerjoin(
+                SUBMISSIONS, SUBMISSIONS.c.report_id == REPORTS.c.id
+            )
+        )
+        .order_by(CASES.c.id, REPORTS.c.id)
+    )
+    by_case: dict[int, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for r in conn.execute(query):
+            m = r._mapping
+            row = by_case.setdefault(
+                int(m["id"]),
+                {
+                    "case_id": int(m["id"]),
+                    "status": m["status"],
+                    "detected_at": m["first_seen_at"],
+                    "reviewed_at": m["reviewed_at"],
+                    "submitted_at": None,
+                    "finished_at": None,
+                    "report_ids": [],
+                },
+            )
+            if m["report_id"] is not None:
+                row["report_ids"].append(int(m["report_id"]))
+            if m["finished_at"] is not None:
+                row["submitted_at"] = m["submitted_at"]
+                row["finished_at"] = m["finished_at"]
+            elif m["submitted_at"] is not None and row["finished_at"] is None:
+                row["submitted_at"] = m["submitted_at"]
+            if m["reported_at"] is not None:
+                row["submitted_at"] = row["submitted_at"] or m["reported_at"]
+                row["finished_at"] = row["finished_at"] or m["reported_at"]
+    return list(by_case.values())
+
+
+__all__ = ["CaseRepository", "SubmissionRepository", "SubmissionState", "timeline_rows"]

@@ -452,3 +452,68 @@ class ReportRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- CyberTipline submissions (migration 0009) -----------------------------------
+
+
+class ReportSubmissionRow(Base):
+    """The state of one report's CyberTipline submission: remote id and finished steps.
+
+    One row per report: re-running a submission resumes from here, and a
+    ``finished`` row refuses another submission.
+    """
+
+    __tablename__ = "report_submissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), unique=True
+    )
+    #: pending, in_progress, finished or retracted.
+    status: Mapped[str] = mapped_column(String(16))
+    #: The hotline's report id of the current attempt (None before /submit).
+    remote_report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Finished per-file steps of the current attempt, keyed by file index.
+    steps: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Remote report ids retracted after failed attempts.
+    retracted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: A running submission holds the row until ``claimed_until`` (a crashed one expires).
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReportExchangeRow(Base):
+    """One HTTP request to the hotline and its response, stored as sent and received.
+
+    Credentials are never stored; an upload's file bytes are replaced by their
+    size and SHA-256 (the content lives encrypted in the evidence store only).
+    """
+
+    __tablename__ = "report_exchanges"
+    __table_args__ = (Index("ix_report_exchange_report", "report_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: None for calls that belong to no report (``/xsd``, ``/status``).
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), nullable=True
+    )
+    step: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(String(2048))
+    request_headers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request_body: Mapped[str] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A connection error instead of a response.
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,161 @@
+"""Submission, its log, timeliness and add-to-bank over HTTP (fake hotline on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import auth
+from cases_support import hashes, record_check
+from cybertip_support import PASSWORD, USER, FakeCybertip, running
+from safestream.api.app import create_app
+from safestream.api.settings import ServiceSettings
+from safestream.auth import Role
+from safestream.store.banks import BankRepository
+from safestream.store.db import Store
+from safestream.store.service import KeyRepository
+
+REPORTER = {
+    "organisation": "Example Platform",
+    "contact": {"name": "Ada Example", "email": "trust@example.com"},
+    "emergency_contact": {"name": "On Call", "phone": "+1 555 0199"},
+}
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def keys(store: Store) -> dict[Role, dict[str, str]]:
+    repo = KeyRepository(store)
+    return {role: auth(repo.create(role.value, f"test {role.value}")[0]) for role in Role}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCybertip]:
+    with running() as f:
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_URL", f.url)
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_USER", USER)
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", PASSWORD)
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_MAX_ATTEMPTS", "1")
+        yield f
+
+
+def confirmed_report(client: TestClient, store: Store, keys: dict[Role, dict[str, str]]) -> int:
+    BankRepository(store).create_bank("internal-known")
+    record_check(store, seed=1)
+    reviewer, liaison = keys[Role.REVIEWER], keys[Role.LE_LIAISON]
+    client.post("/v1/cases/sync", headers=reviewer)
+    (case,) = client.get("/v1/cases", headers=reviewer).json()["cases"]
+    url = f"/v1/cases/{case['id']}/decision"
+    client.post(url, json={"status": "in_review", "reason_code": "assigned"}, headers=reviewer)
+    ok = client.post(
+        url,
+        json={
+            "status": "confirmed",
+            "reason_code": "known_material_confirmed",
+            "add_to_bank": "internal-known",
+        },
+        headers=reviewer,
+    )
+    assert ok.status_code == 200, ok.text
+    values = {
+        (e.signal_type, e.value) for e in BankRepository(store).iter_entries("internal-known")
+    }
+    assert ("md5", hashes(1)["md5"]) in values and ("pdq", hashes(1)["pdq"]) in values
+    built = client.post(
+        f"/v1/cases/{case['id']}/report",
+        json={"reporter": REPORTER, "files_viewed_by_esp": True},
+        headers=liaison,
+    )
+    assert built.status_code == 201, built.text
+    return int(built.json()["id"])
+
+
+def test_submit_over_http(
+    client: TestClient,
+    store: Store,
+    keys: dict[Role, dict[str, str]],
+    fake: FakeCybertip,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    liaison = keys[Role.LE_LIAISON]
+    rid = confirmed_report(client, store, keys)
+    url = f"/v1/reports/{rid}/submit"
+    assert client.post(url, json={"override_reason": "x"}, headers=liaison).status_code == 422
+    assert client.post(url, headers=keys[Role.REVIEWER]).status_code == 403
+    monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", "wrong-password")
+    refused = client.post(url, headers=liaison)
+    assert refused.status_code == 502
+    assert refused.json()["kind"] == "cybertip" and refused.json()["retryable"] is False
+    assert len(fake.calls) == 1
+    monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", PASSWORD)
+    done = client.post(url, headers=liaison)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "finished"
+    assert fake.in_state("finished") == [done.json()["remote_report_id"]]
+    again = client.post(url, headers=liaison)
+    assert again.status_code == 409 and "already filed" in again.json()["detail"]
+    log = client.get(f"/v1/reports/{rid}/submissions", headers=liaison).json()
+    assert log["submission"]["status"] == "finished"
+    assert [e["response_status"] for e in log["exchanges"]] == [401, 200, 200, 200]
+    assert [e["step"] for e in log["exchanges"]] == ["submit", "submit", "fileinfo", "finish"]
+    assert client.get("/v1/reports/99999/submissions", headers=liaison).status_code == 404
+    assert client.post("/v1/reports/99999/submit", headers=liaison).status_code == 404
+    case = client.get(f"/v1/cases/{log['submission']['report_id']}", headers=liaison).json()
+    assert case["status"] == "reported"
+
+
+def test_submit_without_configuration_is_a_clear_4xx(
+    client: TestClient,
+    store: Store,
+    keys: dict[Role, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SAFESTREAM_CYBERTIP_URL", raising=False)
+    rid = confirmed_report(client, store, keys)
+    r = client.post(f"/v1/reports/{rid}/submit", headers=keys[Role.LE_LIAISON])
+    assert r.status_code == 400 and "SAFESTREAM_CYBERTIP_URL" in r.json()["detail"]
+    log = client.get(f"/v1/reports/{rid}/submissions", headers=keys[Role.LE_LIAISON]).json()
+    assert log == {"report_id": rid, "submission": None, "exchanges": []}
+
+
+def test_stats_route_roles_and_shape(
+    client: TestClient, store: Store, keys: dict[Role, dict[str, str]]
+) -> None:
+    confirmed_report(client, store, keys)
+    for role in (Role.LE_LIAISON, Role.REVIEWER, Role.ADMIN):
+        r = client.get("/v1/reports/stats", headers=keys[role])
+        assert r.status_code == 200, (role, r.text)
+    body = r.json()
+    assert body["cases"] == 1
+    assert body["stages"]["detected_to_reviewed"]["count"] == 1
+    assert body["stages"]["submitted_to_finished"]["count"] == 0
+    others = set(Role) - {Role.LE_LIAISON, Role.REVIEWER, Role.ADMIN}
+    for role in others:
+        assert client.get("/v1/reports/stats", headers=keys[role]).status_code == 403
+
+
+def test_bad_add_to_bank_over_http(
+    client: TestClient, store: Store, keys: dict[Role, dict[str, str]]
+) -> None:
+    record_check(store, seed=1)
+    reviewer = keys[Role.REVIEWER]
+    client.post("/v1/cases/sync", headers=reviewer)
+    (case,) = client.get("/v1/cases", headers=reviewer).json()["cases"]
+    url = f"/v1/cases/{case['id']}/decision"
+    client.post(url, json={"status": "in_review", "reason_code": "assigned"}, headers=reviewer)
+    body = {"status": "confirmed", "reason_code": "known_material_confirmed"}
+    assert (
+        client.post(url, json=body | {"add_to_bank": "nope"}, headers=reviewer).status_code == 404
+    )
+    assert client.post(url, json=body | {"add_to_bank": ""}, headers=reviewer).status_code == 422
+    dismiss = {"status": "dismissed", "reason_code": "false_positive", "add_to_bank": "x"}
+    assert client.post(url, json=dismiss, headers=reviewer).status_code == 400
+    assert client.get(f"/v1/cases/{case['id']}", headers=reviewer).json()["status"] == "in_review"

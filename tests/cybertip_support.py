@@ -1,0 +1,326 @@
+"""A fake CyberTipline Reporting API: a real HTTP server on 127.0.0.1, for tests.
+
+It implements the flow as modelled in ``safestream.reports.submission``
+(``/submit``, ``/upload``, ``/fileinfo``, ``/finish``, ``/retract``, ``/status``,
+``/xsd``; HTTP basic auth; ``reportResponse`` XML) and records every call.
+Faults are injectable: per call number (``faults``) or per path (``path_faults``,
+a queue consumed by the next calls to that path):
+
+- ``"503"`` / ``"429"``: that status, nothing done;
+- ``"drop"``: the connection is closed before anything is done;
+- ``"drop_after"``: the request takes effect, then the connection is closed;
+- ``"invalid"``: a validation refusal (HTTP 400, responseCode 1100).
+
+``TEST_XSD`` is a small schema of our own that fixes the element order we emit
+(NCMEC's XSD may not be redistributed and is not in this repository).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from lxml import etree  # type: ignore[import-untyped]
+
+USER, PASSWORD = "esp-test", "test-password-1"
+
+_PERSON = """
+  <xs:complexType name="person"><xs:sequence>
+    <xs:element name="firstName" type="xs:string"/>
+    <xs:element name="lastName" type="xs:string" minOccurs="0"/>
+    <xs:element name="email" type="xs:string" minOccurs="0"/>
+    <xs:element name="phone" type="xs:string" minOccurs="0"/>
+  </xs:sequence></xs:complexType>
+  <xs:complexType name="ipEvent"><xs:sequence>
+    <xs:element name="ipAddress" type="xs:string"/>
+    <xs:element name="eventName" type="xs:string"/>
+    <xs:element name="dateTime" type="xs:dateTime" minOccurs="0"/>
+    <xs:element name="possibleProxy" type="xs:boolean" minOccurs="0"/>
+    <xs:element name="port" type="xs:int" minOccurs="0"/>
+  </xs:sequence></xs:complexType>
+  <xs:complexType name="empty"/>
+"""
+
+#: Our own schema of what we emit, in the order we emit it.
+TEST_XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  {_PERSON}
+  <xs:element name="report"><xs:complexType><xs:sequence>
+    <xs:element name="incidentSummary"><xs:complexType><xs:sequence>
+      <xs:element name="incidentType" type="xs:string"/>
+      <xs:element name="platform" type="xs:string" minOccurs="0"/>
+      <xs:element name="escalateToHighPriority" type="xs:string" minOccurs="0"/>
+      <xs:element name="reportAnnotations" minOccurs="0"><xs:complexType><xs:sequence>
+        <xs:element name="liveStreaming" type="empty" minOccurs="0"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="incidentDateTime" type="xs:dateTime" minOccurs="0"/>
+    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="internetDetails" minOccurs="0"><xs:complexType><xs:sequence>
+      <xs:element name="webPageIncident" minOccurs="0"><xs:complexType><xs:sequence>
+        <xs:element name="url" type="xs:string"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="chatImIncident" minOccurs="0"><xs:complexType><xs:sequence>
+        <xs:element name="chatClient" type="xs:string" minOccurs="0"/>
+        <xs:element name="content" type="xs:string" minOccurs="0"/>
+      </xs:sequence></xs:complexType></xs:element>
+    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="reporter"><xs:complexType><xs:sequence>
+      <xs:element name="reportingPerson" type="person"/>
+      <xs:element name="contactPerson" type="person" minOccurs="0"/>
+    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="personOrUserReported" minOccurs="0" maxOccurs="unbounded">
+      <xs:complexType><xs:sequence>
+        <xs:element name="espIdentifier" type="xs:string" minOccurs="0"/>
+        <xs:element name="screenName" type="xs:string" minOccurs="0"/>
+        <xs:element name="displayName" type="xs:string" minOccurs="0"/>
+        <xs:element name="profileUrl" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
+        <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
+      </xs:sequence></xs:complexType>
+    </xs:element>
+    <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+  </xs:sequence></xs:complexType></xs:element>
+  <xs:element name="fileDetails"><xs:complexType><xs:sequence>
+    <xs:element name="reportId" type="xs:string"/>
+    <xs:element name="fileId" type="xs:string"/>
+    <xs:element name="originalFileName" type="xs:string" minOccurs="0"/>
+    <xs:element name="fileViewedByEsp" type="xs:boolean" minOccurs="0"/>
+    <xs:element name="publiclyAvailable" type="xs:boolean" minOccurs="0"/>
+    <xs:element name="fileAnnotations" minOccurs="0"><xs:complexType><xs:sequence>
+      <xs:element name="liveStreaming" type="empty" minOccurs="0"/>
+      <xs:element name="generativeAi" type="empty" minOccurs="0"/>
+    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="originalFileHash" minOccurs="0" maxOccurs="unbounded">
+      <xs:complexType><xs:simpleContent><xs:extension base="xs:string">
+        <xs:attribute name="hashType" type="xs:string" use="required"/>
+      </xs:extension></xs:simpleContent></xs:complexType>
+    </xs:element>
+    <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0"/>
+  </xs:sequence></xs:complexType></xs:element>
+</xs:schema>
+"""
+
+CODE_INVALID, CODE_FINISHED, CODE_NOT_OPEN, CODE_AUTH = 1100, 1200, 1300, 1010
+
+
+def response_xml(code: int, description: str, root: str = "reportResponse", **fields: str) -> str:
+    """A ``reportResponse``-style answer."""
+    el = ET.Element(root)
+    ET.SubElement(el, "responseCode").text = str(code)
+    ET.SubElement(el, "responseDescription").text = description
+    for key, value in fields.items():
+        ET.SubElement(el, key).text = value
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(el, encoding="unicode")
+
+
+@dataclass
+class Call:
+    """One request as received and the answer sent (None: the connection was dropped)."""
+
+    method: str
+    path: str
+    body: bytes
+    status: int | None = None
+    response: str | None = None
+
+
+@dataclass
+class FakeReport:
+    """A report held by the fake hotline."""
+
+    xml: str
+    state: str = "open"  # open, finished, retracted
+    files: dict[str, bytes] = field(default_factory=dict)
+    file_details: list[str] = field(default_factory=list)
+
+
+class FakeCybertip:
+    """The fake hotline's state and faults (thread-safe)."""
+
+    def __init__(self, *, validate: bool = True) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[Call] = []
+        self.reports: dict[str, FakeReport] = {}
+        self.faults: dict[int, str] = {}
+        self.path_faults: dict[str, list[str]] = {}
+        self.schema = etree.XMLSchema(etree.fromstring(TEST_XSD.encode())) if validate else None
+        self._next_report = 7000
+        self._next_file = 100
+        self.url = ""
+
+    # -- queries for tests --
+
+    def count(self, path: str) -> int:
+        """Calls made to ``path``."""
+        return sum(1 for c in self.calls if c.path == path)
+
+    def in_state(self, state: str) -> list[str]:
+        """Remote report ids in ``state``."""
+        return [rid for rid, r in self.reports.items() if r.state == state]
+
+    # -- handling --
+
+    def _valid(self, body: bytes, root: str) -> str | None:
+        try:
+            doc = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+        except etree.XMLSyntaxError as exc:
+            return f"invalid XML: {exc}"
+        if doc.tag != root:
+            return f"expected <{root}>, got <{doc.tag}>"
+        if self.schema is not None and not self.schema.validate(doc):
+            return f"schema: {self.schema.error_log.last_error}"
+        return None
+
+    def _open(self, rid: str) -> tuple[int, str] | FakeReport:
+        report = self.reports.get(rid)
+        if report is None:
+            return 400, response_xml(CODE_NOT_OPEN, f"no report {rid}")
+        if report.state == "finished":
+            return 400, response_xml(CODE_FINISHED, "report already finished")
+        if report.state != "open":
+            return 400, response_xml(CODE_NOT_OPEN, f"report {rid} is {report.state}")
+        return report
+
+    def handle(self, method: str, path: str, body: bytes, ctype: str) -> tuple[int, str]:
+        """Answer one authenticated request (the lock is held)."""
+        if method == "GET" and path == "/status":
+            return 200, response_xml(0, "Remote User : esp-test, Remote Ip : 127.0.0.1")
+        if method == "GET" and path == "/xsd":
+            return 200, TEST_XSD
+        if method != "POST":
+            return 405, response_xml(CODE_INVALID, "method not allowed")
+        if path == "/submit":
+            problem = self._valid(body, "report")
+            if problem:
+                return 400, response_xml(CODE_INVALID, problem)
+            self._next_report += 1
+            rid = str(self._next_report)
+            self.reports[rid] = FakeReport(body.decode("utf-8"))
+            return 200, response_xml(0, "Success", reportId=rid)
+        if path == "/upload":
+            msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                f"Content-Type: {ctype}\r\n\r\n".encode() + body
+            )
+            parts = {p.get_param("name", header="content-disposition"): p for p in msg.iter_parts()}
+            rid = str(parts["id"].get_content()).strip() if "id" in parts else ""
+            found = self._open(rid)
+            if not isinstance(found, FakeReport):
+                return found
+            if "file" not in parts:
+                return 400, response_xml(CODE_INVALID, "no file part")
+            self._next_file += 1
+            fid = str(self._next_file)
+            found.files[fid] = parts["file"].get_payload(decode=True)
+            return 200, response_xml(0, "Success", reportId=rid, fileId=fid)
+        if path == "/fileinfo":
+            problem = self._valid(body, "fileDetails")
+            if problem:
+                return 400, response_xml(CODE_INVALID, problem)
+            doc = ET.fromstring(body)
+            found = self._open(doc.findtext("reportId") or "")
+            if not isinstance(found, FakeReport):
+                return found
+            fid = doc.findtext("fileId") or ""
+            if fid and fid not in found.files:
+                return 400, response_xml(CODE_INVALID, f"no file {fid} in this report")
+            found.file_details.append(body.decode("utf-8"))
+            return 200, response_xml(0, "Success")
+        if path in ("/finish", "/retract"):
+            rid = (parse_qs(body.decode()).get("id") or [""])[0]
+            found = self._open(rid)
+            if not isinstance(found, FakeReport):
+                return found
+            if path == "/retract":
+                found.state = "retracted"
+                return 200, response_xml(0, "Success")
+            found.state = "finished"
+            done = ET.Element("reportDoneResponse")
+            ET.SubElement(done, "responseCode").text = "0"
+            ET.SubElement(done, "reportId").text = rid
+            files = ET.SubElement(done, "files")
+            for fid in found.files:
+                ET.SubElement(files, "fileId").text = fid
+            return 200, ET.tostring(done, encoding="unicode")
+        return 404, response_xml(CODE_INVALID, f"no endpoint {path}")
+
+
+def _handler(fake: FakeCybertip) -> type[BaseHTTPRequestHandler]:
+    expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0].removeprefix("/ispws")
+            call = Call(method, path, body)
+            with fake.lock:
+                fake.calls.append(call)
+                fault = fake.faults.pop(len(fake.calls), None)
+                if fault is None and fake.path_faults.get(path):
+                    fault = fake.path_faults[path].pop(0)
+                if self.headers.get("Authorization") != expected:
+                    status, text = 401, response_xml(CODE_AUTH, "authentication failed")
+                elif fault == "drop":
+                    status, text = 0, ""
+                elif fault in ("503", "429"):
+                    status, text = int(fault), "<html>busy</html>"
+                elif fault == "invalid":
+                    status, text = 400, response_xml(CODE_INVALID, "injected validation failure")
+                else:
+                    status, text = fake.handle(
+                        method, path, body, self.headers.get("Content-Type", "")
+                    )
+                    if fault == "drop_after":
+                        status = 0
+            if status == 0:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            call.status, call.response = status, text
+            data = text.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if status in (429, 503):
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+    return Handler
+
+
+@contextmanager
+def running(fake: FakeCybertip | None = None) -> Iterator[FakeCybertip]:
+    """Serve ``fake`` on 127.0.0.1 (a free port) for the block; its ``url`` is set."""
+    fake = fake or FakeCybertip()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/ispws"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
