@@ -162,10 +162,28 @@ def requests_list(obj: Any, open_only: bool, limit: int) -> None:
 @click.argument("request_id", type=int)
 @click.pass_obj
 def requests_show(obj: Any, request_id: int) -> None:
-    """One request."""
+    """One request; a non-disclosure order is announced first, on stderr."""
+    from safestream.store.lerequests import NDO_NOTICE
+
     with _errors():
         service = _requests(obj)
-        _json(service.get(request_id).to_dict(service.clock()))
+        request = service.get(request_id)
+        if request.non_disclosure:
+            click.secho(f"*** {NDO_NOTICE} ***", err=True, fg="red", bold=True)
+        _json(request.to_dict(service.clock()))
+
+
+@requests_group.command("nondisclosure")
+@click.argument("request_id", type=int)
+@click.option("--set/--clear", "value", required=True, help="Set or clear the NDO flag.")
+@click.option("--reason", default=None, help="Required to clear (e.g. the lifting order).")
+@click.pass_obj
+def requests_nondisclosure(obj: Any, request_id: int, value: bool, reason: str | None) -> None:
+    """Set or clear a request's non-disclosure order (audited; clearing needs a reason)."""
+    with _errors():
+        service = _requests(obj)
+        updated = service.set_nondisclosure(request_id, value, actor=_actor(), reason=reason)
+        _json(updated.to_dict(service.clock()))
 
 
 @requests_group.command("status")
@@ -195,10 +213,23 @@ def requests_sla(obj: Any) -> None:
 
 
 @requests_group.command("escalate")
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Queue a requests_escalate job for the worker instead; it then re-enqueues "
+    "itself every SAFESTREAM_ESCALATION_INTERVAL_S.",
+)
 @click.pass_obj
-def requests_escalate(obj: Any) -> None:
-    """Fire due escalations (run every few minutes from cron)."""
+def requests_escalate(obj: Any, enqueue: bool) -> None:
+    """Fire due escalations now (from cron), or start the worker's periodic job."""
     with _errors():
+        if enqueue:
+            from safestream.jobs.requests_escalate import JOB_KIND
+            from safestream.store.jobs import JobRepository
+
+            job, _ = JobRepository(obj.store()).enqueue(JOB_KIND, {})
+            _json(job.to_dict())
+            return
         _json(_requests(obj).escalate_due())
 
 
@@ -370,7 +401,12 @@ def evidence_release(obj: Any, hold_id: int, reason: str) -> None:
 
 
 @evidence_group.command("purge")
-@click.option("--enqueue", is_flag=True, help="Queue an evidence_purge job for the worker instead.")
+@click.option(
+    "--enqueue",
+    is_flag=True,
+    help="Queue an evidence_purge job for the worker instead; it then re-enqueues "
+    "itself every SAFESTREAM_PURGE_INTERVAL_S.",
+)
 @click.pass_obj
 def evidence_purge(obj: Any, enqueue: bool) -> None:
     """Purge objects whose holds all expired (each purge is audited)."""
@@ -391,6 +427,29 @@ def evidence_rotate(obj: Any) -> None:
     """Re-encrypt every object under the active (first listed) key."""
     with _errors():
         _json({"reencrypted": _evidence(obj).rotate(actor=_actor())})
+
+
+@evidence_group.command("check-storage")
+@click.option(
+    "--sweep-orphans-older-than-s",
+    "sweep_s",
+    type=click.FloatRange(60),
+    default=None,
+    help="Also delete orphan objects (left by a crash) older than this.",
+)
+@click.pass_obj
+def evidence_check_storage(obj: Any, sweep_s: float | None) -> None:
+    """Compare rows and stored objects: orphans and rows whose object is missing (exit 1)."""
+    with _errors():
+        evidence = _evidence(obj, need_keys=False)
+        result = evidence.check_storage()
+        out = {"backend": evidence.backend.describe(), **result.to_dict()}
+        if sweep_s is not None:
+            out["swept"] = evidence.sweep_orphans(min_age_s=sweep_s)
+    _json(out)
+    if not result.ok:
+        click.echo(f"{len(result.missing)} evidence objects are missing from storage", err=True)
+        sys.exit(EXIT_BAD)
 
 
 @evidence_group.command("verify")

@@ -142,3 +142,33 @@ def test_cli_missing_key_is_clear(
     r = invoke("evidence", "preserve", str(f), "--basis", "other", "--legal-basis", "x")
     assert r.exit_code == 2 and "no evidence key configured" in r.output
     assert invoke("evidence", "purge").exit_code == 0
+
+
+def test_cli_check_storage_and_periodic_enqueue(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
+    image = tmp_path / "synthetic.png"
+    image.write_bytes(png(12))
+    r = invoke("evidence", "preserve", str(image), "--basis", "report", "--legal-basis", "r 1")
+    assert r.exit_code == 0, r.output
+    eid = json.loads(r.output)["id"]
+    r = invoke("evidence", "check-storage")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.output)
+    assert body["ok"] and body["rows"] == 1 and body["missing"] == []
+    assert body["backend"] == str(tmp_path / "evidence")
+    stray = tmp_path / "evidence" / "00000000-0000-0000-0000-000000000000.k1.ssev"
+    stray.write_bytes(b"left by a crash")
+    [stored] = [p for p in (tmp_path / "evidence").iterdir() if p.name.startswith(eid)]
+    stored.unlink()
+    r = invoke("evidence", "check-storage")
+    assert r.exit_code == 1 and "1 evidence objects are missing" in r.output
+    assert json.loads(r.stdout)["orphans"] == [stray.name]
+    assert json.loads(r.stdout)["missing"] == [eid]
+    r = invoke("evidence", "check-storage", "--sweep-orphans-older-than-s", "10")
+    assert r.exit_code == 2 and "10" in r.output  # at least 60 s: protects in-flight writes
+    for group, kind in (("requests", "requests_escalate"), ("evidence", "evidence_purge")):
+        verb = "escalate" if group == "requests" else "purge"
+        r = invoke(group, verb, "--enqueue")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["kind"] == kind and json.loads(r.output)["status"] == "queued"

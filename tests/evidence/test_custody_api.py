@@ -83,6 +83,8 @@ def test_every_custody_route_with_every_role(client: TestClient, keys: dict[Role
         "reviewer",
     }
     assert by_path[("POST", "/v1/requests")] == {"admin", "le_liaison"}
+    assert by_path[("POST", "/v1/requests/{request_id}/nondisclosure")] == {"admin", "le_liaison"}
+    assert by_path[("GET", "/v1/evidence/storage/check")] == {"admin", "le_liaison"}
 
 
 def test_request_lifecycle_over_http(client: TestClient, keys: dict[Role, str]) -> None:
@@ -257,3 +259,56 @@ def test_export_over_http(
     manifest = verify_package(r.content)
     assert any(name.endswith(".bin") for name in manifest["files"])
     assert client.post(f"/v1/requests/{rid}/export", json={}, headers=h).status_code == 422
+
+
+def test_tamper_missing_and_storage_check_over_http_on_each_backend(
+    store: Store, any_evidence: EvidenceStore, clock: Clock, keys: dict[Role, str]
+) -> None:
+    app = custody_app(store, any_evidence, RequestService(store, clock=clock))
+    h = auth(keys[Role.LE_LIAISON])
+    with TestClient(app) as c:
+        eid = _preserve(c, keys[Role.LE_LIAISON], png(9))
+        path = any_evidence.record(eid).path
+        ok = c.get("/v1/evidence/storage/check", headers=h).json()
+        assert ok["ok"] and ok["rows"] == 1 and ok["backend"] == any_evidence.backend.name
+        raw = bytearray(any_evidence.backend.get(path))
+        raw[-1] ^= 0xFF
+        any_evidence.backend.put_atomic(path, bytes(raw))
+        view = {"reason": "look", "original": "true"}
+        r = c.get(f"/v1/evidence/{eid}/content", params=view, headers=h)
+        assert r.status_code == 500 and r.json()["kind"] == "evidence_integrity"
+        any_evidence.backend.delete(path)
+        r = c.get(f"/v1/evidence/{eid}/content", params=view, headers=h)
+        assert r.status_code == 500 and "missing from" in r.json()["detail"]
+        bad = c.get("/v1/evidence/storage/check", headers=h).json()
+        assert not bad["ok"] and bad["missing"] == [eid]
+
+
+def test_unreachable_storage_is_503(
+    store: Store, ring: Any, clock: Clock, keys: dict[Role, str]
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    from safestream.evidence.backends import S3Backend
+
+    client: Any = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    down = EvidenceStore(store, S3Backend("b", client=client), ring, clock=clock)
+    with TestClient(custody_app(store, down, RequestService(store, clock=clock))) as c:
+        r = c.post(
+            "/v1/evidence",
+            files={"file": ("x.png", png(1), "image/png")},
+            data={"basis": "report", "legal_basis": "report 1"},
+            headers=auth(keys[Role.LE_LIAISON]),
+        )
+        assert r.status_code == 503 and r.json()["kind"] == "evidence_storage"
+        check = c.get("/v1/evidence/storage/check", headers=auth(keys[Role.LE_LIAISON]))
+        assert check.status_code == 503
+    assert down.list_objects() == []

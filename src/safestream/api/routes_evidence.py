@@ -20,7 +20,7 @@ from safestream.api.custody import actor, evidence_store
 from safestream.api.deps import roles
 from safestream.auth import Role
 from safestream.errors import InputError
-from safestream.evidence.errors import EvidenceIntegrityError
+from safestream.evidence.errors import EvidenceIntegrityError, EvidenceStorageError
 from safestream.evidence.store import EvidenceStore, record_dict
 from safestream.evidence.view import obscured_png
 
@@ -50,7 +50,17 @@ def _integrity(exc: EvidenceIntegrityError) -> Response:
     return JSONResponse({"detail": str(exc), "kind": "evidence_integrity"}, status_code=500)
 
 
-@router.post("/v1/evidence", status_code=201, **roles(Role.LE_LIAISON, Role.REVIEWER))
+def _unavailable(exc: EvidenceStorageError) -> Response:
+    # The bucket or disk is unreachable: a retryable 503, not the caller's mistake.
+    return JSONResponse({"detail": str(exc), "kind": "evidence_storage"}, status_code=503)
+
+
+@router.post(
+    "/v1/evidence",
+    status_code=201,
+    response_model=None,
+    **roles(Role.LE_LIAISON, Role.REVIEWER),
+)
 async def preserve(
     request: Request,
     evidence: Evidence,
@@ -60,24 +70,27 @@ async def preserve(
     account_id: Annotated[str | None, Form(max_length=200)] = None,
     source: Annotated[str, Form(max_length=200)] = "",
     request_id: Annotated[int | None, Form()] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Encrypt and store content under a first hold (1 year for a report, 90 days else)."""
     data = await file.read(MAX_EVIDENCE_BYTES + 1)
     if len(data) > MAX_EVIDENCE_BYTES:
         raise InputError(f"evidence is larger than {MAX_EVIDENCE_BYTES} bytes")
-    record = await run_in_threadpool(
-        lambda: evidence.preserve(
-            data,
-            actor=actor(request),
-            basis=basis,
-            legal_basis=legal_basis,
-            media_type=file.content_type or "application/octet-stream",
-            account_id=account_id,
-            source=source,
-            metadata={"filename": file.filename or ""},
-            request_id=request_id,
+    try:
+        record = await run_in_threadpool(
+            lambda: evidence.preserve(
+                data,
+                actor=actor(request),
+                basis=basis,
+                legal_basis=legal_basis,
+                media_type=file.content_type or "application/octet-stream",
+                account_id=account_id,
+                source=source,
+                metadata={"filename": file.filename or ""},
+                request_id=request_id,
+            )
         )
-    )
+    except EvidenceStorageError as exc:
+        return _unavailable(exc)
     return record_dict(record, evidence.holds(record.id))
 
 
@@ -87,6 +100,16 @@ def list_evidence(
 ) -> dict[str, Any]:
     """Evidence records, newest first (no content)."""
     return {"evidence": [record_dict(r) for r in evidence.list_objects(limit=limit)]}
+
+
+@router.get("/v1/evidence/storage/check", **roles(Role.LE_LIAISON))
+def check_storage(evidence: Evidence) -> Response:
+    """Rows against stored objects: orphans (left by a crash) and missing objects."""
+    try:
+        result = evidence.check_storage()
+    except EvidenceStorageError as exc:
+        return _unavailable(exc)
+    return JSONResponse({"backend": evidence.backend.name, **result.to_dict()})
 
 
 @router.get("/v1/evidence/{evidence_id}", **roles(Role.LE_LIAISON, Role.REVIEWER))
@@ -114,6 +137,8 @@ def view_content(
         )
     except EvidenceIntegrityError as exc:
         return _integrity(exc)
+    except EvidenceStorageError as exc:
+        return _unavailable(exc)
     headers = {"X-Content-SHA256": obj.sha256, "Cache-Control": "no-store"}
     if original:
         return Response(obj.content, media_type=obj.media_type, headers=headers)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from safestream.api.custody import actor, evidence_store, request_service
 from safestream.api.deps import roles
 from safestream.auth import Role
+from safestream.evidence.errors import EvidenceStorageError
 from safestream.requests.model import NewRequest, RequestType, Status, Verification
 from safestream.requests.package import build_package, signing_key_from_env
 from safestream.requests.service import RequestService
@@ -56,6 +58,13 @@ class StatusIn(BaseModel):
     status: Status
     reason: str | None = Field(default=None, max_length=5000)
     verification: Verification | None = None
+
+
+class NondisclosureIn(BaseModel):
+    """Set or clear a request's non-disclosure order; clearing needs a reason."""
+
+    non_disclosure: bool
+    reason: str | None = Field(default=None, max_length=5000)
 
 
 class ExportIn(BaseModel):
@@ -130,6 +139,17 @@ def change_status(
     return updated.to_dict(service.clock())
 
 
+@router.post("/v1/requests/{request_id}/nondisclosure", **roles(Role.LE_LIAISON))
+def change_nondisclosure(
+    request: Request, service: Service, request_id: int, body: NondisclosureIn
+) -> dict[str, Any]:
+    """Set or clear the non-disclosure flag (audited); clearing without a reason is a 400."""
+    updated = service.set_nondisclosure(
+        request_id, body.non_disclosure, actor=actor(request), reason=body.reason
+    )
+    return updated.to_dict(service.clock())
+
+
 @router.post(
     "/v1/requests/{request_id}/export",
     response_class=Response,
@@ -146,7 +166,10 @@ async def export(request: Request, service: Service, request_id: int, body: Expo
         key = signing_key_from_env()
         return build_package(service, evidence, request_id, key, actor=who, reason=body.reason)
 
-    data = await run_in_threadpool(build)
+    try:
+        data = await run_in_threadpool(build)
+    except EvidenceStorageError as exc:
+        return JSONResponse({"detail": str(exc), "kind": "evidence_storage"}, status_code=503)
     return Response(
         data,
         media_type="application/zip",

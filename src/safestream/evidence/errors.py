@@ -19,3 +19,15 @@ class EvidenceKeyError(ConfigError):
 
 class AuditChainError(SafestreamError):
     """The audit chain failed verification."""
+
+
+class EvidenceStorageError(SafestreamError):
+    """The evidence storage (a bucket, a disk) could not be reached or failed; try again."""
+
+
+class EvidenceObjectMissing(SafestreamError):
+    """A backend has no object under this key (the store turns it into an integrity error)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no stored object under key {key!r}")
+        self.key = key

@@ -1,48 +1,57 @@
-"""The encrypted evidence store (filesystem backend).
+"""The encrypted evidence store over a storage backend (filesystem or S3).
 
-Layout: one file per object under the evidence directory, named
-``<object id>.<key id>.ssev``, holding ``MAGIC || nonce || AES-256-GCM
-ciphertext+tag`` of the content. The database row holds the key id, the
-SHA-256 of the plaintext (checked on every read), the size, the media type and
-the metadata, itself sealed with the same key. Every change writes an audit
-event in the same transaction as the row.
+Each object is stored by the backend (:mod:`safestream.evidence.backends`)
+under ``<object id>.<key id>.ssev``, holding ``MAGIC || nonce || AES-256-GCM
+ciphertext+tag`` of the content: only ciphertext ever leaves this process.
+The database row holds the key id, the SHA-256 of the plaintext (checked on
+every read), the size, the media type and the metadata, itself sealed with the
+same key. Every change writes an audit event in the same transaction as the row.
 
-Atomicity of :meth:`EvidenceStore.preserve`: the ciphertext is written to a
-temporary file and fsynced; then, inside one database transaction, the row,
-its hold and its audit event are inserted, the file is renamed into place and
-the transaction commits. A failure before the commit removes the file; a crash
-(no chance to clean up) leaves at most an unreferenced file, which readers
-never see (no row points at it) and :meth:`sweep_orphans` (run by the purge
-job) deletes. So an object is either whole (row and file) or absent.
-
-An S3-compatible backend is not implemented yet; the filesystem is the only one.
+Atomicity of :meth:`EvidenceStore.preserve`: the ciphertext object is written
+first (atomically: a fsynced file renamed into place, or one S3 PUT); then the
+row, its hold and its audit event are inserted in one database transaction. A
+failure before the commit deletes the object; a crash (no chance to clean up)
+leaves at most an unreferenced object, which readers never see (no row points
+at it) and :meth:`sweep_orphans` (run by the purge job) deletes. So an object
+is either whole (row and object) or absent. :meth:`check_storage` reports both
+kinds of disagreement (orphan objects, rows whose object is gone).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
+import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from safestream.errors import ConfigError, ConflictError, InputError, NotFoundError
+from safestream.errors import ConflictError, InputError, NotFoundError
+from safestream.evidence.backends import (
+    ENV_DIR,
+    EvidenceBackend,
+    FilesystemBackend,
+    backend_from_env,
+    evidence_dir,
+)
 from safestream.evidence.crypto import KeyRing, aad, open_sealed, seal
-from safestream.evidence.errors import EvidenceIntegrityError
+from safestream.evidence.errors import EvidenceIntegrityError, EvidenceObjectMissing
 from safestream.store import evidence as sql
 from safestream.store.audit import AuditRepository
-from safestream.store.db import Store, default_data_dir
+from safestream.store.db import Store
 from safestream.store.evidence import EvidenceRecord, Hold
 from safestream.store.jobs import write_transaction
 from safestream.store.models import utcnow
 
-ENV_DIR = "SAFESTREAM_EVIDENCE_DIR"
 MAGIC = b"SSEV1\n"
+#: Names this store gives objects (and the filesystem backend's temporary files):
+#: only these are ever swept as orphans, so a bucket shared with other data is safe.
+_OUR_KEY = re.compile(r"^(?:[0-9a-f-]{36}\.[A-Za-z0-9_.-]{1,64}\.ssev|\.tmp-[0-9a-f]{32})$")
+log = logging.getLogger(__name__)
 #: Hold bases and their default lengths.
 BASIS_REPORT = "report"
 BASIS_PRESERVATION = "preservation_request"
@@ -70,21 +79,30 @@ class EvidenceObject:
     key_id: str
 
 
-def evidence_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``$SAFESTREAM_EVIDENCE_DIR`` or ``<data dir>/evidence``."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ENV_DIR, "").strip()
-    return Path(raw).expanduser() if raw else default_data_dir() / "evidence"
+@dataclass(frozen=True)
+class StorageCheck:
+    """How the rows and the stored objects agree (see :meth:`EvidenceStore.check_storage`)."""
 
+    #: Active rows checked.
+    rows: int
+    #: Stored objects no row points at (left by a crash), with their age in seconds.
+    orphans: dict[str, float] = field(default_factory=dict)
+    #: Active rows whose object is missing from storage.
+    missing: list[str] = field(default_factory=list)
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename durable; not every platform can open a directory.
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    @property
+    def ok(self) -> bool:
+        """True when every active row has its object (orphans are harmless until swept)."""
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "orphans": sorted(self.orphans),
+            "missing": self.missing,
+        }
 
 
 def record_dict(record: EvidenceRecord, holds: list[Hold] | None = None) -> dict[str, Any]:
@@ -112,13 +130,15 @@ class EvidenceStore:
     def __init__(
         self,
         store: Store,
-        directory: Path,
+        backend: EvidenceBackend | Path,
         keys: KeyRing | None,
         *,
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
-        self.directory = directory
+        self.backend: EvidenceBackend = (
+            FilesystemBackend(backend) if isinstance(backend, Path) else backend
+        )
         self._keys = keys
         self.clock = clock
         self.audit = AuditRepository(store)
@@ -127,9 +147,16 @@ class EvidenceStore:
     def from_env(
         cls, store: Store, environ: Mapping[str, str] | None = None, *, need_keys: bool = True
     ) -> EvidenceStore:
-        """The store configured by ``SAFESTREAM_EVIDENCE_DIR`` and the evidence keys."""
+        """The store on the configured backend (``SAFESTREAM_EVIDENCE_BACKEND``) and keys."""
         keys = KeyRing.from_env(environ) if need_keys else None
-        return cls(store, evidence_dir(environ), keys)
+        return cls(store, backend_from_env(environ), keys)
+
+    @property
+    def directory(self) -> Path:
+        """The filesystem backend's directory (an AttributeError on other backends)."""
+        if isinstance(self.backend, FilesystemBackend):
+            return self.backend.directory
+        raise AttributeError(f"the {self.backend.name} evidence backend has no directory")
 
     @property
     def keys(self) -> KeyRing:
@@ -137,29 +164,6 @@ class EvidenceStore:
         if self._keys is None:
             return KeyRing.from_env()
         return self._keys
-
-    def _dir(self) -> Path:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the evidence directory {self.directory}: {exc.strerror}; "
-                f"set {ENV_DIR} to a writable directory"
-            ) from exc
-        return self.directory
-
-    def _write_temp(self, blob: bytes) -> Path:
-        tmp = self._dir() / f".tmp-{uuid.uuid4().hex}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC + blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
 
     # -- preserve ---------------------------------------------------------------
 
@@ -191,9 +195,10 @@ class EvidenceStore:
         name = f"{object_id}.{key_id}.ssev"
         now = self.clock()
         length = self._hold_length(basis, hold_for)
-        tmp = self._write_temp(blob)
-        final = self.directory / name
+        # The object first, whole (atomic put); then the row in one transaction.
+        self.backend.put_atomic(name, MAGIC + blob)
         try:
+            self._after_put(name)
             with write_transaction(self.store) as conn:
                 sql.insert_object(
                     conn,
@@ -220,22 +225,25 @@ class EvidenceStore:
                     detail={"sha256": digest, "key_id": key_id, "basis": basis},
                     now=now,
                 )
-                self._before_rename(conn)
-                os.replace(tmp, final)
-                _fsync_dir(self.directory)
                 self._before_commit(conn)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            final.unlink(missing_ok=True)
+            self._discard(name)
             raise
         return self.record(object_id)
 
+    def _discard(self, key: str) -> None:
+        """Delete an object nobody points at; a failure leaves an orphan for the sweep."""
+        try:
+            self.backend.delete(key)
+        except Exception:  # never hide the error that made us clean up
+            log.warning("could not delete an unreferenced evidence object; it will be swept")
+
     # Fault-injection points for tests (a crash between the steps).
-    def _before_rename(self, conn: Any) -> None:
-        """Called after the row is written, before the file is renamed into place."""
+    def _after_put(self, key: str) -> None:
+        """Called after the object is stored, before the transaction starts."""
 
     def _before_commit(self, conn: Any) -> None:
-        """Called after the rename, before the transaction commits."""
+        """Called after the row, hold and audit event are written, before the commit."""
 
     def _hold_length(self, basis: str, hold_for: timedelta | None) -> timedelta:
         length = hold_for if hold_for is not None else DEFAULT_HOLD[basis]
@@ -271,13 +279,14 @@ class EvidenceStore:
             raise NotFoundError(f"evidence {record.id} was purged on {record.purged_at}")
         what = f"evidence {record.id}"
         try:
-            raw = (self.directory / record.path).read_bytes()
-        except FileNotFoundError:
+            raw = self.backend.get(record.path)
+        except EvidenceObjectMissing:
             raise EvidenceIntegrityError(
-                f"{what}: its file {record.path} is missing from {self.directory}"
+                f"{what}: its object {record.path} is missing from {self.backend.describe()}; "
+                "restore it from backup (the row says it should be there)"
             ) from None
         if not raw.startswith(MAGIC):
-            raise EvidenceIntegrityError(f"{what}: its file is not a safestream evidence file")
+            raise EvidenceIntegrityError(f"{what}: its object is not a safestream evidence object")
         ring = self.keys
         content = open_sealed(
             ring,
@@ -430,9 +439,9 @@ class EvidenceStore:
         """Destroy objects with no active hold; each purge is audited. Returns their ids.
 
         The row is marked purged and the audit event written in one transaction
-        with a re-check of the holds (a hold added meanwhile wins); the file is
-        deleted after the commit, so a crash leaves an orphan file, never a
-        live row without its file.
+        with a re-check of the holds (a hold added meanwhile wins); the object
+        is deleted from storage after the commit, so a crash leaves an orphan
+        object (swept later), never a live row without its object.
         """
         now = self.clock()
         purged: list[str] = []
@@ -455,40 +464,53 @@ class EvidenceStore:
                 purged.append(record.path)
         ids = []
         for path in purged:
-            (self.directory / path).unlink(missing_ok=True)
+            self.backend.delete(path)
             ids.append(path.split(".", 1)[0])
         self.sweep_orphans()
         return ids
 
-    def sweep_orphans(self, *, min_age_s: float = 3600.0) -> int:
-        """Delete files no row points at (left by a crash) older than ``min_age_s``."""
-        if not self.directory.is_dir():
-            return 0
+    def _orphans(self) -> dict[str, float]:
+        """Stored objects no row points at, with their age in seconds (by our clock)."""
+        # List first, then read the rows: an object stored after the listing is
+        # not seen, and one whose row commits in between is known.
+        listed = list(self.backend.list_keys())
         with self.store.engine.connect() as conn:
             known = sql.known_paths(conn)
-        now_s = self.clock().timestamp()
+        now = self.clock()
+        return {
+            key: (now - modified).total_seconds()
+            for key, modified in listed
+            if key not in known and _OUR_KEY.match(key)
+        }
+
+    def sweep_orphans(self, *, min_age_s: float = 3600.0) -> int:
+        """Delete stored objects no row points at (left by a crash) older than ``min_age_s``."""
         removed = 0
-        for path in self.directory.iterdir():
-            if path.name in known or not path.is_file():
-                continue
-            try:
-                age = now_s - path.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            # A young file may belong to a preservation still in its transaction.
+        for key, age in self._orphans().items():
+            # A young object may belong to a preservation still in its transaction.
             if age >= min_age_s:
-                path.unlink(missing_ok=True)
+                self.backend.delete(key)
                 removed += 1
         return removed
+
+    def check_storage(self) -> StorageCheck:
+        """Compare rows and stored objects: orphans (harmless) and missing objects (not)."""
+        with self.store.engine.connect() as conn:
+            active = sql.active_paths(conn)
+        orphans = self._orphans()
+        missing = sorted(
+            evidence_id for evidence_id, path in active if not self.backend.exists(path)
+        )
+        return StorageCheck(rows=len(active), orphans=orphans, missing=missing)
 
     # -- key rotation -----------------------------------------------------------
 
     def rotate(self, *, actor: str, batch: int = 100) -> int:
         """Re-encrypt every object not under the active key; returns how many.
 
-        Per object: decrypt (verifying), write the new file, point the row at it
-        in a transaction with an audit event, then delete the old file. A crash
-        leaves the row on the old file (still readable) and an orphan new file.
+        Per object: decrypt (verifying), store the new object, point the row at
+        it in a transaction with an audit event, then delete the old object. A
+        crash leaves the row on the old object (still readable) and an orphan.
         """
         ring = self.keys
         new_id = ring.active_id
@@ -504,8 +526,7 @@ class EvidenceStore:
                 meta = json.dumps(obj.metadata, sort_keys=True).encode()
                 meta_ct = seal(ring, new_id, meta, aad("metadata", record.id, new_id)).hex()
                 name = f"{record.id}.{new_id}.ssev"
-                tmp = self._write_temp(blob)
-                final = self.directory / name
+                self.backend.put_atomic(name, MAGIC + blob)
                 try:
                     with write_transaction(self.store) as conn:
                         if not sql.rekey_object(
@@ -516,7 +537,7 @@ class EvidenceStore:
                             path=name,
                             metadata_ct=meta_ct,
                         ):
-                            tmp.unlink(missing_ok=True)
+                            self._discard(name)
                             continue
                         self.audit.append_in(
                             conn,
@@ -528,11 +549,10 @@ class EvidenceStore:
                             detail={"from_key_id": record.key_id, "to_key_id": new_id},
                             now=self.clock(),
                         )
-                        os.replace(tmp, final)
                 except BaseException:
-                    tmp.unlink(missing_ok=True)
+                    self._discard(name)
                     raise
-                (self.directory / record.path).unlink(missing_ok=True)
+                self.backend.delete(record.path)
                 done += 1
 
 
@@ -565,3 +585,13 @@ def _insert_hold(
         expires_at=now + length,
         renewals=0,
     )
+
+
+__all__ = [
+    "ENV_DIR",
+    "EvidenceObject",
+    "EvidenceStore",
+    "StorageCheck",
+    "evidence_dir",
+    "record_dict",
+]

@@ -3,10 +3,15 @@
 The archive is a ZIP with::
 
     request.json        the request (type, agency, legal basis, deadline, identifiers)
+    NON-DISCLOSURE.txt  only under a non-disclosure order: the notice, first thing seen
     checks.json         check records naming the identifiers: IP, source port, times
+    cases/<id>.json     each case concerning the identifiers (its account is one, or a
+                        detection came from a check naming one), with its detections
+    reports/<id>.json   each stored report of those cases
     evidence/<id>.json  each preserved object's record (hash, type, metadata)
     evidence/<id>.bin   each preserved object's content (decrypted, SHA-256 checked)
-    manifest.json       SHA-256 and size of every file above, and the package time
+    manifest.json       SHA-256 and size of every file above, the package time, the
+                        non-disclosure flag, and counts of cases and reports
     manifest.sig        Ed25519 signature of manifest.json's exact bytes
     signing-key.pub     the raw 32-byte Ed25519 public key, hex
 
@@ -39,6 +44,7 @@ from safestream.errors import ConfigError, InputError
 from safestream.evidence.store import EvidenceStore, record_dict
 from safestream.requests.service import RequestService
 from safestream.store import lerequests as sql
+from safestream.store.lerequests import NDO_NOTICE
 
 ENV_SIGNING_KEY = "SAFESTREAM_EXPORT_SIGNING_KEY"
 
@@ -100,9 +106,19 @@ def build_package(
     request = requests.get(request_id)
     now = requests.clock()
     files: dict[str, bytes] = {"request.json": _json(request.to_dict())}
+    if request.non_disclosure:
+        files["NON-DISCLOSURE.txt"] = (
+            f"{NDO_NOTICE}.\nRequest {request_id} ({request.agency}, {request.legal_basis}).\n"
+        ).encode()
     with requests.store.engine.connect() as conn:
         checks = sql.checks_for(conn, request.identifiers)
+        cases = sql.cases_for(conn, request.identifiers)
+        reports = sql.reports_for(conn, [c["id"] for c in cases])
     files["checks.json"] = _json(checks)
+    for case in cases:
+        files[f"cases/{case['id']}.json"] = _json(case)
+    for report in reports:
+        files[f"reports/{report['id']}.json"] = _json(report)
     if evidence is not None:
         for record in evidence.for_accounts(request.identifiers):
             obj = evidence.get(
@@ -120,6 +136,9 @@ def build_package(
         "format": "safestream-response-package/1",
         "request_id": request_id,
         "created_at": now.isoformat(),
+        "non_disclosure": request.non_disclosure,
+        "cases": len(cases),
+        "reports": len(reports),
         "files": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
             for name, data in sorted(files.items())
@@ -145,6 +164,8 @@ def build_package(
         detail={
             "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
             "files": len(files),
+            "cases": [c["id"] for c in cases],
+            "reports": [r["id"] for r in reports],
             "public_key": public.hex(),
         },
         now=now,

@@ -10,12 +10,13 @@ row is locked while it is escalated).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from safestream.actions.webhook import JOB_KIND as WEBHOOK_JOB_KIND
 from safestream.actions.webhook import WebhookConfig
+from safestream.errors import InputError
 from safestream.requests.model import (
     OPEN_STATUSES,
     DeadlineStandards,
@@ -26,6 +27,7 @@ from safestream.requests.model import (
     escalation_level,
     is_emergency,
 )
+from safestream.requests.nondisclosure import nondisclosure_applies
 from safestream.store import lerequests as sql
 from safestream.store.audit import AuditRepository
 from safestream.store.db import Store
@@ -143,6 +145,42 @@ class RequestService:
                 object_id=str(request_id),
                 reason=reason or "",
                 detail={"from": current.status, "to": target.value},
+                now=now,
+            )
+            return sql.get_request(conn, request_id)
+
+    def nondisclosure_applies(self, identifiers: Iterable[str | None]) -> bool:
+        """True when an open request under a non-disclosure order names any identifier.
+
+        Every place that could tell a user (a ``warn`` action, a notification,
+        an export for the user) asks this first and stays silent when it is True.
+        """
+        return nondisclosure_applies(self.store, identifiers)
+
+    def set_nondisclosure(
+        self, request_id: int, value: bool, *, actor: str, reason: str | None = None
+    ) -> LERequest:
+        """Set or clear a request's non-disclosure flag (audited); clearing needs a reason."""
+        why = (reason or "").strip()
+        if not value and len(why) < 3:
+            raise InputError(
+                "clearing a non-disclosure order needs a reason (at least 3 characters), "
+                "e.g. the court order that lifted it"
+            )
+        now = self.clock()
+        with write_transaction(self.store) as conn:
+            current = sql.get_request(conn, request_id, lock=True)
+            if current.non_disclosure == value:
+                return current  # nothing changes, nothing to audit
+            sql.update_request(conn, request_id, non_disclosure=value, updated_at=now)
+            self.audit.append_in(
+                conn,
+                actor=actor,
+                action="request.nondisclosure_set" if value else "request.nondisclosure_cleared",
+                object_type="le_request",
+                object_id=str(request_id),
+                reason=why,
+                detail={"from": current.non_disclosure, "to": value},
                 now=now,
             )
             return sql.get_request(conn, request_id)

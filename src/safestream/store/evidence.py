@@ -194,4 +194,10 @@ def known_paths(conn: Connection) -> set[str]:
     return {str(p) for p in conn.execute(select(OBJECTS.c.path)).scalars()}
 
 
+def active_paths(conn: Connection) -> list[tuple[str, str]]:
+    """(id, stored object key) of every active object."""
+    query = select(OBJECTS.c.id, OBJECTS.c.path).where(OBJECTS.c.status == "active")
+    return [(str(i), str(p)) for i, p in conn.execute(query)]
+
+
 __all__ = ["EvidenceRecord", "Hold"]
