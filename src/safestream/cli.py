@@ -113,10 +113,22 @@ def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, ver
 # -- hash ----------------------------------------------------------------------
 
 
+def _video_fps_option(fn: F) -> F:
+    return click.option(
+        "--fps",
+        "video_fps",
+        type=click.FloatRange(min=0.0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="Videos: frames sampled per second (as 'video hash --fps').",
+    )(fn)
+
+
 @cli.command("hash")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_hash_options
 @click.option("--all-frames", is_flag=True, help="Hash every frame of animated images.")
+@_video_fps_option
 def hash_cmd(
     files: tuple[Path, ...],
     mode: str,
@@ -124,26 +136,31 @@ def hash_cmd(
     min_quality: int,
     max_pixels: int | None,
     all_frames: bool,
+    video_fps: float,
 ) -> None:
-    """Print the hashes of image FILES, one JSON object per line.
+    """Print the hashes of image and video FILES, one JSON object per line.
 
-    A file that cannot be hashed gives a line with an "error" object; the
-    exit status is then 2.
+    Videos are recognised by content and give "kind": "video", the file digests,
+    duration and the PDQ of frames sampled --fps times a second (--max-pixels bounds
+    each frame). A file that cannot be hashed gives a line with an "error" object;
+    the exit status is then 2.
     """
-    from safestream.signals.hashing import hash_file
+    from safestream.signals.video import VideoHashes, hash_media_file
 
     status = EXIT_OK
     for path in files:
         try:
-            h = hash_file(
+            h = hash_media_file(
                 path,
                 mode=mode,
                 min_quality=min_quality,
                 dihedral=dihedral,
                 all_frames=all_frames,
                 max_pixels=max_pixels,
+                sample_fps=video_fps,
             )
-            click.echo(json.dumps({"path": str(path), **h.to_dict()}))
+            kind = {"kind": "video"} if isinstance(h, VideoHashes) else {}
+            click.echo(json.dumps({"path": str(path), **kind, **h.to_dict()}))
         except SafestreamError as exc:
             status = EXIT_ERROR
             error = {"kind": error_kind(exc), "message": str(exc)}
@@ -430,6 +447,10 @@ def _csv_row(rec: Any) -> list[str]:
         str(signals.get("md5", "")),
         rec.error_kind or "",
         rec.error or "",
+        "video" if rec.is_video else "image",
+        " ".join(f"{t:g}" for t in sorted({f.timestamp_s for f in rec.video.frame_matches}))
+        if rec.video is not None
+        else "",
     ]
 
 
@@ -446,6 +467,7 @@ def _csv_row(rec: Any) -> list[str]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Default: number of cores.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_video_fps_option
 @click.option(
     "--queue",
     is_flag=True,
@@ -464,9 +486,13 @@ def scan_cmd(
     output: Path | None,
     workers: int | None,
     no_progress: bool,
+    video_fps: float,
     queue: bool,
 ) -> None:
-    """Scan image files and folders (recursively) against every enabled bank.
+    """Scan image and video files and folders (recursively) against every enabled bank.
+
+    Videos (recognised by content) are checked by file digest, every sampled
+    frame against image banks (with its timestamp) and against banked videos.
 
     One record per file (JSON lines or CSV) on stdout or -o; progress and a
     summary on stderr. Exit status: 0 nothing matched, 1 something matched,
@@ -506,6 +532,8 @@ def scan_cmd(
                     "md5",
                     "error_kind",
                     "error",
+                    "kind",
+                    "match_timestamps_s",
                 ]
             )
         show = not no_progress and err_console.is_terminal
@@ -528,12 +556,13 @@ def scan_cmd(
                     out.write(json.dumps(rec.to_dict()) + "\n")
                 progress.advance(task)
 
-            summary = scan(engine, paths, workers=workers, on_record=emit)
+            summary = scan(engine, paths, workers=workers, on_record=emit, video_fps=video_fps)
         if output:
             out.close()
         elapsed = time.perf_counter() - started
         table = Table(title="scan summary")
         table.add_column("files")
+        table.add_column("videos")
         table.add_column("matched")
         table.add_column("suppressed")
         table.add_column("no match")
@@ -541,6 +570,7 @@ def scan_cmd(
         table.add_column("files/s")
         table.add_row(
             str(summary.files),
+            str(summary.videos),
             str(summary.matched),
             str(summary.outcomes.get("suppressed", 0)),
             str(summary.outcomes.get("no_match", 0)),
@@ -622,12 +652,14 @@ def serve_cmd(obj: _Ctx, host: str, port: int, workers: int, policy_file: Path |
         policy = DEFAULT_POLICY
         if policy_file is not None:
             policy = Policy.load(policy_file)
-            os.environ["SAFESTREAM_POLICY_FILE"] = str(policy_file.resolve())
         if "webhook" in policy.action_names() and webhook is None:
             raise ConfigError(
                 "the policy uses the 'webhook' action but SAFESTREAM_WEBHOOK_URL is not set"
             )
         obj.store().dispose()
+        # Only once everything is valid: the server processes read these.
+        if policy_file is not None:
+            os.environ["SAFESTREAM_POLICY_FILE"] = str(policy_file.resolve())
         if obj.data_dir is not None:
             os.environ["SAFESTREAM_DATA_DIR"] = str(obj.data_dir.resolve())
         if obj.database_url is not None:

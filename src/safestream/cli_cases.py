@@ -312,16 +312,42 @@ def reports_validate(obj: Any, xsd_file: Path | None, fetch_xsd: bool, report: P
 @click.option(
     "--override-reason", default=None, help="A written reason to file despite blocking findings."
 )
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Queue a report_submit job for `safestream worker` instead of waiting; prints the job.",
+)
 @click.pass_obj
-def reports_submit(obj: Any, report_id: int, override_reason: str | None) -> None:
-    """File a stored report with the CyberTipline API (resumes an interrupted submission)."""
+def reports_submit(obj: Any, report_id: int, override_reason: str | None, queue: bool) -> None:
+    """File a stored report with the CyberTipline API (resumes an interrupted submission).
+
+    Waits for the hotline by default; with ``--queue`` it checks the report
+    and queues the submission (the job of the report if one is queued or
+    running already): follow it with ``safestream jobs show ID``.
+    """
     from safestream.reports.service import ReportService
-    from safestream.reports.submission import service_from_env
+    from safestream.reports.submission import (
+        CybertipConfig,
+        SubmissionService,
+        no_client,
+        service_from_env,
+    )
 
     with _errors():
         actor = _actor()
-        svc = service_from_env(ReportService(_cases(obj)), actor=actor)
-        _json(svc.submit(report_id, actor=actor, override_reason=override_reason))
+        reports = ReportService(_cases(obj))
+        if not queue:
+            svc = service_from_env(reports, actor=actor)
+            _json(svc.submit(report_id, actor=actor, override_reason=override_reason))
+            return
+        from safestream.jobs.report_submit import enqueue_submit
+
+        CybertipConfig.from_env()  # the worker needs it: say so now
+        SubmissionService(reports, no_client).preflight(report_id, override_reason=override_reason)
+        job, created = enqueue_submit(
+            reports.cases.store, report_id, actor=actor, override_reason=override_reason
+        )
+        _json({"job": job.to_dict(), "created": created})
 
 
 @reports_group.command("submissions")

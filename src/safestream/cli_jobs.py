@@ -86,7 +86,7 @@ def worker_cmd(
     from safestream.actions.webhook import WebhookSender
     from safestream.errors import ConfigError
     from safestream.jobs.base import Backoff
-    from safestream.jobs.registry import configured_handlers
+    from safestream.jobs.registry import configured_handlers, schedule_periodic
     from safestream.jobs.worker import Worker, WorkerOptions
     from safestream.store.jobs import JobRepository
 
@@ -99,6 +99,9 @@ def worker_cmd(
                     f"the job lease ({lease_s:g} s), or a slow delivery could be sent twice "
                     "at once; raise --lease-s or lower SAFESTREAM_WEBHOOK_TIMEOUT_S"
                 )
+        # Periodic jobs (escalations, evidence purge) each enqueue their next run; seed
+        # the chains here so a worker alone keeps deadlines watched, without cron.
+        schedule_periodic(handlers)
         options = WorkerOptions(
             lease_s=lease_s,
             poll_interval_s=poll_interval,
@@ -140,7 +143,7 @@ def jobs_list(obj: Any, status: str | None, kind: str | None, limit: int) -> Non
         repo = JobRepository(obj.store())
         kinds = (kind,) if kind else None
         jobs = repo.recent(status, limit, kinds=kinds)
-        _json({"counts": repo.counts(), "jobs": [j.to_dict() for j in jobs]})
+        _json({"counts": repo.counts(kinds), "jobs": [j.to_dict() for j in jobs]})
 
 
 @jobs_group.command("show")

@@ -242,6 +242,8 @@ def video_match(
     "--no-realtime", is_flag=True, help="Read files as fast as possible (default: at real time)."
 )
 @click.option("--account", default=None, help="Account id of the streamer (one source).")
+@click.option("--username", default=None, help="Streamer's username (one source).")
+@click.option("--profile-url", default=None, help="Streamer's profile URL (one source).")
 @click.option("--ip", "ip_address", default=None, help="Streamer's IP address (one source).")
 @click.option(
     "--port",
@@ -274,6 +276,19 @@ def video_match(
     show_default=True,
     help="Classifier score that flags a sample.",
 )
+@click.option(
+    "--decode",
+    "strategy",
+    type=click.Choice(["lazy", "keyframe", "all"]),
+    default="lazy",
+    show_default=True,
+    help="How much video is decoded: lazy (from the last keyframe only when a sample is due).",
+)
+@click.option(
+    "--no-cases",
+    is_flag=True,
+    help="Do not write open_case detections to the store (events only).",
+)
 @click.pass_obj
 def monitor(
     obj: Any,
@@ -284,20 +299,36 @@ def monitor(
     listen: bool,
     no_realtime: bool,
     account: str | None,
+    username: str | None,
+    profile_url: str | None,
     ip_address: str | None,
     source_port: int | None,
     models: tuple[str, ...],
     window: int,
     min_flagged: int,
     threshold: float,
+    strategy: str,
+    no_cases: bool,
 ) -> None:
     """Monitor live SOURCES (paths, URLs, or - for MPEG-TS on stdin): one JSON event per line.
 
     Each sample is matched against every enabled bank; a match ends the stream and
-    opens a case. Exit status: 0, or 2 when a stream failed.
+    opens a case: a check record with surface "live" (picked up by ``safestream cases
+    sync``), its frames preserved encrypted when evidence keys are configured.
+    Exit status: 0, or 2 when a stream failed.
     """
     from safestream.engine import Engine
-    from safestream.live import Monitor, SampleAnalyzer, Source, StreamContext, TemporalPolicy
+    from safestream.live import (
+        ActionRequest,
+        Monitor,
+        SampleAnalyzer,
+        Source,
+        StreamContext,
+        TemporalPolicy,
+    )
+    from safestream.live.cases import LiveCaseWriter, evidence_from_env
+    from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
+    from safestream.store.service import CheckRepository
 
     with _errors():
         engine = Engine.open(obj.store(), snapshot_dir=obj.snapshot_dir())
@@ -311,6 +342,30 @@ def monitor(
                 return combine_scores(c.classify(rgb) for c in loaded)
 
         policy = TemporalPolicy(window=window, min_flagged=min_flagged, score_threshold=threshold)
+        callbacks = {}
+        if not no_cases:
+            writer = LiveCaseWriter(
+                CheckRepository(obj.store()), evidence_from_env(obj.store()), actor="cli:monitor"
+            )
+
+            def open_case(request: ActionRequest) -> None:
+                try:
+                    written = writer.write(request)
+                except SafestreamError as exc:
+                    mon.emit(
+                        {
+                            "event": "case_error",
+                            "stream_id": request.context.stream_id,
+                            "error": error_kind(exc),
+                            "message": str(exc),
+                        }
+                    )
+                    return
+                mon.emit(
+                    {"event": "case", "stream_id": request.context.stream_id, **written.to_dict()}
+                )
+
+            callbacks["open_case"] = open_case
         mon = Monitor(
             SampleAnalyzer(engine, scorer),
             policy=policy,
@@ -318,6 +373,9 @@ def monitor(
             workers=workers,
             per_stream_queue=per_stream_queue,
             on_event=lambda e: click.echo(json.dumps(e)),
+            actions=callbacks,
+            strategy=strategy,
+            silenced=lambda ctx: nondisclosure_applies(obj.store(), identifiers_of(ctx)),
         )
         sessions = []
         try:
@@ -326,6 +384,8 @@ def monitor(
                 ctx = StreamContext(
                     f"stream-{i + 1}",
                     account_id=account,
+                    username=username,
+                    profile_url=profile_url,
                     ip_address=ip_address,
                     source_port=source_port,
                 )

@@ -2,6 +2,7 @@
 
 Kept apart from :mod:`safestream.scan` so that a spawned worker imports only
 the hashing code, not the engine, the index (numba) or the database layer.
+Images and videos are told apart by content (:func:`hash_media_file`).
 """
 
 from __future__ import annotations
@@ -9,23 +10,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from safestream.errors import SafestreamError, error_kind
-from safestream.signals.hashing import ImageHashes, hash_file
+from safestream.signals.hashing import ImageHashes
+from safestream.signals.video import VideoHashes, hash_media_file
 
-#: (mode, min_quality, dihedral, max_pixels) — plain values, cheap to send.
-HashJobOptions = tuple[str, int, bool, int | None]
-HashJobResult = tuple[str, ImageHashes | tuple[str, str]]
+#: (mode, min_quality, dihedral, max_pixels, video sample_fps) — plain values, cheap to send.
+HashJobOptions = tuple[str, int, bool, int | None, float]
+HashJobResult = tuple[str, ImageHashes | VideoHashes | tuple[str, str]]
 
 
 def hash_one(job: tuple[str, HashJobOptions]) -> HashJobResult:
     """Hash one file; a bad file gives ``(path, (error_kind, message))``."""
-    path, (mode, min_quality, dihedral, max_pixels) = job
+    path, (mode, min_quality, dihedral, max_pixels, sample_fps) = job
     try:
-        hashes = hash_file(
+        hashes = hash_media_file(
             Path(path),
             mode=mode,
             min_quality=min_quality,
             dihedral=dihedral,
             max_pixels=max_pixels,
+            sample_fps=sample_fps,
         )
         return path, hashes
     except SafestreamError as exc:

@@ -132,7 +132,8 @@ def test_check_opens_review_queues_webhook_and_worker_delivers_it(
     assert [(i["account_id"], i["match_count"]) for i in json.loads(listed.output)] == [
         ("acct-9", 2)
     ]
-    jobs = CliRunner().invoke(cli, ["--database-url", url, "jobs", "list"])
+    # The worker also seeds its periodic jobs (escalations, purge): count webhooks only.
+    jobs = CliRunner().invoke(cli, ["--database-url", url, "jobs", "list", "--kind", "webhook"])
     assert json.loads(jobs.output)["counts"] == {"done": 2}
     bad = CliRunner().invoke(cli, ["--database-url", url, "webhooks", "replay"])
     assert bad.exit_code == 2 and "give a dead-letter ID or --all" in bad.output
@@ -149,3 +150,44 @@ def test_policy_with_webhook_but_no_url_fails_at_start(
     monkeypatch.setenv("SAFESTREAM_WEBHOOK_SECRET", SECRET)
     with pytest.raises(ConfigError, match="must be an http:// or https:// URL"):
         create_app(store, settings=settings, policy=POLICY)
+
+
+def test_check_answer_says_when_a_nondisclosure_order_covers_the_user(
+    store: Store, hook_client: TestClient, role_keys: dict[Role, str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from safestream.requests.model import NewRequest, RequestType
+    from safestream.requests.service import RequestService
+
+    RequestService(store).create(
+        NewRequest(
+            request_type=RequestType.PRESERVATION,
+            agency="Example Police Service",
+            officer={"name": "Det. A. Example", "email": "a.example@police.example"},
+            legal_basis="Preservation request 2026/3",
+            jurisdiction="us",
+            identifiers=["acct-ndo"],
+            data_categories=["content"],
+            received_at=datetime.now(UTC),
+            non_disclosure=True,
+        ),
+        actor="test",
+    )
+    key = auth(role_keys[Role.INTEGRATOR])
+
+    def check(seed: int, account: str) -> dict[str, object]:
+        r = hook_client.post(
+            "/v1/check",
+            files={"file": ("x.png", png_bytes(seed))},
+            data={"account_id": account},
+            headers=key,
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    covered = check(1, "acct-ndo")
+    assert covered["verdict"] == "block" and covered["nondisclosure"] is True
+    assert check(1, "acct-other")["nondisclosure"] is False
+    unmatched = check(7, "acct-ndo")  # allowed content: nothing to keep quiet about
+    assert unmatched["verdict"] == "allow" and unmatched["nondisclosure"] is False

@@ -13,8 +13,12 @@ from cybertip_support import PASSWORD, USER, FakeCybertip, running
 from safestream.api.app import create_app
 from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
+from safestream.jobs.base import Backoff
+from safestream.jobs.report_submit import ReportSubmitHandler
+from safestream.jobs.worker import Worker, WorkerOptions
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
+from safestream.store.jobs import JobRepository
 from safestream.store.service import KeyRepository
 
 REPORTER = {
@@ -78,38 +82,103 @@ def confirmed_report(client: TestClient, store: Store, keys: dict[Role, dict[str
     return int(built.json()["id"])
 
 
-def test_submit_over_http(
+def run_worker(store: Store) -> None:
+    """Run the report_submit jobs that are ready, as ``safestream worker --once`` would."""
+    h = ReportSubmitHandler.from_env(store)
+    assert h is not None
+    options = WorkerOptions(once=True, poll_interval_s=0.01, backoff=Backoff(0.0, 0.0))
+    Worker(JobRepository(store), [h], options).run()
+
+
+def test_submit_over_http_is_a_job(
     client: TestClient,
     store: Store,
     keys: dict[Role, dict[str, str]],
     fake: FakeCybertip,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    liaison = keys[Role.LE_LIAISON]
+    liaison, admin = keys[Role.LE_LIAISON], keys[Role.ADMIN]
     rid = confirmed_report(client, store, keys)
     url = f"/v1/reports/{rid}/submit"
     assert client.post(url, json={"override_reason": "x"}, headers=liaison).status_code == 422
     assert client.post(url, headers=keys[Role.REVIEWER]).status_code == 403
+    # wrong credentials: accepted (the API cannot know), the job fails with a clear error
     monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", "wrong-password")
-    refused = client.post(url, headers=liaison)
-    assert refused.status_code == 502
-    assert refused.json()["kind"] == "cybertip" and refused.json()["retryable"] is False
+    queued = client.post(url, headers=liaison)
+    assert queued.status_code == 202, queued.text
+    body = queued.json()
+    job_id = body["job"]["id"]
+    assert body["created"] is True and body["job"]["kind"] == "report_submit"
+    assert queued.headers["Location"] == body["location"] == f"/v1/jobs/{job_id}"
+    assert body["job"]["status"] == "queued" and fake.calls == []  # nothing sent in the request
+    # a second request while it is queued: the same job
+    twice = client.post(url, headers=liaison)
+    assert twice.status_code == 202 and twice.json()["job"]["id"] == job_id
+    assert twice.json()["created"] is False
+    run_worker(store)
+    assert client.get(f"/v1/jobs/{job_id}", headers=keys[Role.REVIEWER]).status_code == 403
+    assert client.get(f"/v1/jobs/{job_id}", headers=admin).status_code == 200
+    failed = client.get(f"/v1/jobs/{job_id}", headers=liaison).json()
+    assert failed["status"] == "dead" and "credentials" in failed["last_error"]
+    assert failed["result"]["retryable"] is False
     assert len(fake.calls) == 1
+    log = client.get(f"/v1/reports/{rid}/submissions", headers=liaison).json()
+    assert log["job"]["id"] == job_id and log["job"]["status"] == "dead"
+    assert log["submission"]["status"] == "pending"
+    # configuration fixed: submitting again queues a new job, which files the report
     monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", PASSWORD)
-    done = client.post(url, headers=liaison)
-    assert done.status_code == 200, done.text
-    assert done.json()["status"] == "finished"
-    assert fake.in_state("finished") == [done.json()["remote_report_id"]]
+    retry = client.post(url, headers=liaison)
+    assert retry.status_code == 202 and retry.json()["created"] is True
+    new_id = retry.json()["job"]["id"]
+    assert new_id != job_id
+    run_worker(store)
+    done = client.get(f"/v1/jobs/{new_id}", headers=liaison).json()
+    assert done["status"] == "done", done
+    assert fake.in_state("finished") == [done["result"]["remote_report_id"]]
     again = client.post(url, headers=liaison)
     assert again.status_code == 409 and "already filed" in again.json()["detail"]
     log = client.get(f"/v1/reports/{rid}/submissions", headers=liaison).json()
-    assert log["submission"]["status"] == "finished"
+    assert log["submission"]["status"] == "finished" and log["job"]["id"] == new_id
     assert [e["response_status"] for e in log["exchanges"]] == [401, 200, 200, 200]
     assert [e["step"] for e in log["exchanges"]] == ["submit", "submit", "fileinfo", "finish"]
     assert client.get("/v1/reports/99999/submissions", headers=liaison).status_code == 404
     assert client.post("/v1/reports/99999/submit", headers=liaison).status_code == 404
     case = client.get(f"/v1/cases/{log['submission']['report_id']}", headers=liaison).json()
     assert case["status"] == "reported"
+    assert JobRepository(store).counts() == {"dead": 1, "done": 1}
+
+
+def test_submit_refusals_queue_nothing(
+    client: TestClient,
+    store: Store,
+    keys: dict[Role, dict[str, str]],
+    fake: FakeCybertip,
+) -> None:
+    liaison, reviewer = keys[Role.LE_LIAISON], keys[Role.REVIEWER]
+    record_check(store, seed=1, surface="chat")  # chat without an excerpt: blocking finding
+    client.post("/v1/cases/sync", headers=reviewer)
+    (case,) = client.get("/v1/cases", headers=reviewer).json()["cases"]
+    url = f"/v1/cases/{case['id']}/decision"
+    client.post(url, json={"status": "in_review", "reason_code": "assigned"}, headers=reviewer)
+    confirm = {"status": "confirmed", "reason_code": "known_material_confirmed"}
+    assert client.post(url, json=confirm, headers=reviewer).status_code == 200
+    built = client.post(
+        f"/v1/cases/{case['id']}/report", json={"reporter": REPORTER}, headers=liaison
+    )
+    assert built.status_code == 201, built.text
+    rid = built.json()["id"]
+    blocked = client.post(f"/v1/reports/{rid}/submit", headers=liaison)
+    assert blocked.status_code == 409 and "blocking findings" in blocked.json()["detail"]
+    # filed by hand: the case is reported, the API never queues a submission
+    reason = {"override_reason": "conversation held by the partner"}
+    by_hand = client.post(
+        f"/v1/reports/{rid}/submitted", json=reason | {"reference": "TIP-1"}, headers=liaison
+    )
+    assert by_hand.status_code == 200, by_hand.text
+    reported = client.post(f"/v1/reports/{rid}/submit", json=reason, headers=liaison)
+    assert reported.status_code == 409 and "'reported'" in reported.json()["detail"]
+    assert JobRepository(store).counts() == {}
+    assert fake.calls == []
 
 
 def test_submit_without_configuration_is_a_clear_4xx(
@@ -123,7 +192,15 @@ def test_submit_without_configuration_is_a_clear_4xx(
     r = client.post(f"/v1/reports/{rid}/submit", headers=keys[Role.LE_LIAISON])
     assert r.status_code == 400 and "SAFESTREAM_CYBERTIP_URL" in r.json()["detail"]
     log = client.get(f"/v1/reports/{rid}/submissions", headers=keys[Role.LE_LIAISON]).json()
-    assert log == {"report_id": rid, "submission": None, "exchanges": []}
+    assert log == {"report_id": rid, "submission": None, "exchanges": [], "job": None}
+    assert JobRepository(store).counts() == {}
+
+
+def test_openapi_describes_the_202(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/reports/{report_id}/submit"]["post"]
+    assert "202" in op["responses"] and "report_submit" in op["description"]
+    assert {"400", "404", "409"} <= set(op["responses"])
 
 
 def test_stats_route_roles_and_shape(

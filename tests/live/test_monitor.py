@@ -202,7 +202,7 @@ def test_sampler_decodes_keyframes_when_they_are_close_enough(tmp_path: Path, go
     _sample_file(path, gop)
     source = Source(url=str(path))
     container = source.open()
-    sampler = Sampler(1.0)
+    sampler = Sampler(1.0, strategy="keyframe")
     try:
         times = [s.stream_time_s for s in sampler.samples(container)]
     finally:
@@ -404,3 +404,54 @@ def test_overload_drops_oldest_samples_and_counts_them(tmp_path: Path) -> None:
     assert end["metrics"]["dropped"] > 0
     assert len(seen) + end["metrics"]["dropped"] == 8
     assert seen[-1] == pytest.approx(7.0, abs=0.3)  # the newest sample is never the one dropped
+
+
+def test_warn_is_suppressed_for_a_streamer_under_a_nondisclosure_order(
+    engine: Engine, repo: BankRepository
+) -> None:
+    from datetime import UTC, datetime
+
+    from safestream.requests.model import NewRequest, RequestType
+    from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
+    from safestream.requests.service import RequestService
+
+    store = repo.store
+    RequestService(store).create(
+        NewRequest(
+            request_type=RequestType.PRESERVATION,
+            agency="Example Police Service",
+            officer={"name": "Det. A. Example", "email": "a.example@police.example"},
+            legal_basis="Preservation request 2026/4",
+            jurisdiction="us",
+            identifiers=["acct-ndo"],
+            data_categories=["content"],
+            received_at=datetime.now(UTC),
+            non_disclosure=True,
+        ),
+        actor="test",
+    )
+    rec = Recorder()
+    monitor = _monitor(
+        engine,
+        rec,
+        policy=TemporalPolicy(match_actions=("warn", "open_case")),
+        silenced=lambda ctx: nondisclosure_applies(store, identifiers_of(ctx)),
+    )
+    quiet, told = Pipe(stream_frames(True)), Pipe(stream_frames(True))
+    monitor.add(Source(fileobj=quiet.reader, format="mpegts"), StreamContext("s-ndo", "ACCT-NDO"))
+    monitor.add(Source(fileobj=told.reader, format="mpegts"), StreamContext("s-free", "acct-free"))
+    try:
+        assert monitor.wait(timeout=120)
+        listing = {s["stream_id"]: s for s in monitor.streams()}
+    finally:
+        monitor.close()
+        quiet.close()
+        told.close()
+    warned = {r.context.stream_id for r in rec.requests if r.action == "warn"}
+    cased = {r.context.stream_id for r in rec.requests if r.action == "open_case"}
+    assert warned == {"s-free"} and cased == {"s-ndo", "s-free"}
+    (suppressed,) = rec.of("s-ndo", "action_suppressed")
+    assert suppressed["action"] == "warn" and suppressed["reason"] == "nondisclosure"
+    assert not rec.of("s-free", "action_suppressed")
+    fired = {a["action"]: a for a in listing["s-ndo"]["actions"]}
+    assert fired["warn"]["suppressed"] == "nondisclosure"

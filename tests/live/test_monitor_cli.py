@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from safestream.cli import cli
 from safestream.cli_video import COMMANDS
+from safestream.store.db import Store
+from safestream.store.service import CheckRepository
 from video_support import encode, known_frame, other_frame, shots
 
 
@@ -56,5 +58,17 @@ def test_monitor_command(tmp_path: Path) -> None:
     assert actions[0]["context"]["source_port"] == 4444
     ends = {e["stream_id"]: e["ended_by"] for e in events if e["event"] == "stream_end"}
     assert ends == {"stream-1": "end_stream", "stream-2": "eof"}
+    # open_case wrote a live check record (no evidence keys here: frames not kept).
+    (case,) = [e for e in events if e["event"] == "case"]
+    assert case["stream_id"] == "stream-1" and case["evidence_ids"] == []
+    store = Store.open(data_dir=tmp_path / "data")
+    try:
+        record = CheckRepository(store).get(case["content_id"])
+    finally:
+        store.dispose()
+    assert record["context"]["surface"] == "live"
+    assert record["context"]["ip_address"] == "192.0.2.1"
+    assert record["context"]["source_port"] == 4444
+    assert record["signals"]["live"]["sample_times_s"] == [matched[0]["stream_time_s"]]
     r = runner.invoke(cli, [*base, "monitor", str(tmp_path / "missing.ts")])
     assert r.exit_code == 2

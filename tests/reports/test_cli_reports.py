@@ -187,3 +187,53 @@ def test_submit_submissions_fetch_xsd_and_stats_from_the_cli(
     stats = json.loads(invoke("reports", "stats").output)
     assert stats["cases"] == 1 and stats["stages"]["detected_to_finished"]["count"] == 1
     assert invoke("reports", "submissions", "99").exit_code == 2
+
+
+def test_submit_queue_enqueues_one_job_that_a_worker_runs(
+    invoke: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safestream.jobs.base import Backoff
+    from safestream.jobs.report_submit import ReportSubmitHandler
+    from safestream.jobs.worker import Worker, WorkerOptions
+    from safestream.store.jobs import JobRepository
+
+    store = Store.open(data_dir=tmp_path / "data")
+    try:
+        record_check(store, seed=1)
+    finally:
+        store.dispose()
+    assert invoke("cases", "sync").exit_code == 0
+    for status, code in (("in_review", "assigned"), ("confirmed", "known_material_confirmed")):
+        r = invoke("cases", "decide", "1", "--status", status, "--reason-code", code)
+        assert r.exit_code == 0, r.output
+    built = invoke("reports", "build", "1", "--files-viewed")
+    rid = str(json.loads(built.output)["id"])
+    unconfigured = invoke("reports", "submit", "--queue", rid)
+    assert unconfigured.exit_code == 2 and "SAFESTREAM_CYBERTIP_URL" in unconfigured.output
+    with running() as fake:
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_URL", fake.url)
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_USER", USER)
+        monkeypatch.setenv("SAFESTREAM_CYBERTIP_PASSWORD", PASSWORD)
+        assert invoke("reports", "submit", "--queue", "99").exit_code == 2  # unknown report
+        first = invoke("reports", "submit", "--queue", rid)
+        assert first.exit_code == 0, first.output
+        queued = json.loads(first.output)
+        assert queued["created"] is True and queued["job"]["kind"] == "report_submit"
+        again = json.loads(invoke("reports", "submit", "--queue", rid).output)
+        assert again["created"] is False and again["job"]["id"] == queued["job"]["id"]
+        assert fake.calls == []  # queued, not sent
+        store = Store.open(data_dir=tmp_path / "data")
+        try:
+            handler = ReportSubmitHandler.from_env(store)
+            assert handler is not None
+            jobs = JobRepository(store)
+            options = WorkerOptions(once=True, poll_interval_s=0.01, backoff=Backoff(0.0, 0.0))
+            Worker(jobs, [handler], options).run()
+            job = jobs.get(queued["job"]["id"])
+        finally:
+            store.dispose()
+        assert job.status == "done", job.last_error
+        assert job.result is not None
+        assert fake.in_state("finished") == [job.result["remote_report_id"]]
+        filed = invoke("reports", "submit", "--queue", rid)
+        assert filed.exit_code == 2 and "already filed" in filed.output

@@ -18,13 +18,9 @@ from safestream.evidence.store import EvidenceStore
 from safestream.jobs.base import JobContext
 from safestream.jobs.evidence_purge import JOB_KIND as PURGE_KIND
 from safestream.jobs.evidence_purge import EvidencePurgeHandler
+from safestream.jobs.periodic import PeriodicSchedule, interval_from_env
 from safestream.jobs.registry import configured_handlers, schedule_periodic
-from safestream.jobs.requests_escalate import (
-    JOB_KIND,
-    PeriodicSchedule,
-    RequestsEscalateHandler,
-    interval_from_env,
-)
+from safestream.jobs.requests_escalate import JOB_KIND, RequestsEscalateHandler
 from safestream.requests.model import NewRequest, RequestType
 from safestream.requests.service import RequestService
 from safestream.store.audit import AuditRepository

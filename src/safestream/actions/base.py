@@ -30,6 +30,9 @@ class ActionEvent:
     context: dict[str, Any]
     #: Flood control: repeats of one account within this many seconds are one incident.
     flood_window_s: float = 3600.0
+    #: A live-stream action (``stream_id``, ``action``, ``sample_times_s``), or None
+    #: for a checked upload.
+    stream: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from safestream.actions.base import Action, ActionEnv, ActionEvent, ActionResult
 from safestream.errors import ConfigError
 from safestream.jobs.base import PermanentJobError, RetryableJobError
+from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
 
 if TYPE_CHECKING:
     from safestream.store.jobs import Job
@@ -52,6 +53,8 @@ ENV_MAX_ATTEMPTS = "SAFESTREAM_WEBHOOK_MAX_ATTEMPTS"
 JOB_KIND = "webhook"
 #: The ``event`` field of the payload sent for a decided check.
 EVENT_CHECK = "check.decided"
+#: A live monitor's action on a stream (end it, blur it, warn, a case opened).
+EVENT_LIVE = "live.action"
 MIN_SECRET_CHARS = 16
 
 
@@ -189,8 +192,8 @@ def build_payload(
     event: ActionEvent, delivery_id: str, review: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The JSON sent for one decided check: verdict, matches and context, never content."""
-    return {
-        "event": EVENT_CHECK,
+    payload = {
+        "event": EVENT_CHECK if event.stream is None else EVENT_LIVE,
         "delivery_id": delivery_id,
         "content_id": event.content_id,
         "received_at": event.received_at.astimezone(UTC).isoformat(),
@@ -226,6 +229,9 @@ def build_payload(
         },
         "review": review,
     }
+    if event.stream is not None:
+        payload["stream"] = dict(event.stream)
+    return payload
 
 
 class WebhookAction(Action):
@@ -250,6 +256,11 @@ class WebhookAction(Action):
         key = f"webhook-{event.content_id}"
         review = earlier.get("enqueue_review")
         payload = build_payload(event, key, review.detail if review else None)
+        # An open law-enforcement request with a non-disclosure order names this user:
+        # the platform must not tell them why (no "your upload matched ..." notice).
+        payload["nondisclosure"] = nondisclosure_applies(
+            env.jobs.store, identifiers_of(event.context)
+        )
         job, _ = env.jobs.enqueue(
             JOB_KIND, payload, idempotency_key=key, max_attempts=env.webhook.max_attempts
         )
@@ -333,6 +344,7 @@ class WebhookSender:
 
 __all__ = [
     "EVENT_CHECK",
+    "EVENT_LIVE",
     "JOB_KIND",
     "WebhookAction",
     "WebhookConfig",

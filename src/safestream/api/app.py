@@ -27,6 +27,7 @@ from safestream.api import (
     routes_device,
     routes_evidence,
     routes_jobs,
+    routes_live,
     routes_requests,
     routes_system,
 )
@@ -47,6 +48,7 @@ from safestream.errors import (
     SafestreamError,
     error_kind,
 )
+from safestream.signals.video import VideoError, VideoTooLargeError
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
 from safestream.store.jobs import JobRepository
@@ -62,9 +64,9 @@ def status_for(exc: SafestreamError) -> int:
         return 404
     if isinstance(exc, ConflictError):
         return 409
-    if isinstance(exc, DecompressionBombError):
+    if isinstance(exc, DecompressionBombError | VideoTooLargeError):
         return 413
-    if isinstance(exc, ImageError):
+    if isinstance(exc, ImageError | VideoError):
         return 422
     if isinstance(exc, InputError):
         return 400
@@ -259,6 +261,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await run_in_threadpool(routes_live.shutdown, app)  # stop monitored streams
 
     app = FastAPI(
         title="safestream",
@@ -273,6 +276,7 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.state.safestream = st
+    routes_live.install(app, st)  # live settings checked at start-up; monitor made lazily
     for router in (
         routes_content.router,
         routes_banks.router,
@@ -283,6 +287,7 @@ def create_app(
         routes_evidence.router,
         routes_audit.router,
         routes_device.router,
+        routes_live.router,
         routes_system.router,
     ):
         app.include_router(router)

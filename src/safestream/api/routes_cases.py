@@ -12,21 +12,24 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from safestream.api.custody import actor, evidence_store
+from safestream.api.custody import actor
 from safestream.api.deps import _state, roles
+from safestream.api.routes_jobs import accepted, job_out
+from safestream.api.schemas import JobAccepted
 from safestream.auth import Role
 from safestream.cases.model import CaseConfig, CaseStatus
 from safestream.cases.service import CaseService
+from safestream.jobs.report_submit import enqueue_submit, latest_job
 from safestream.reports.build import BuildOptions, reporter_from_env
 from safestream.reports.model import IncidentType, Reporter
 from safestream.reports.service import ReportService
 from safestream.reports.submission import (
-    CybertipError,
+    CybertipConfig,
     SubmissionService,
     no_client,
-    service_from_env,
 )
 from safestream.reports.timeliness import report_stats
+from safestream.store.jobs import JobRepository
 
 router = APIRouter(tags=["cases"])
 
@@ -138,15 +141,9 @@ class SubmitIn(BaseModel):
     override_reason: str | None = Field(default=None, min_length=3, max_length=5000)
 
 
-def submissions(request: Request, cases: CaseService, *, configured: bool) -> SubmissionService:
-    """The app's submission service (tests may set ``app.state.safestream_submissions``)."""
-    svc = getattr(request.app.state, "safestream_submissions", None)
-    if isinstance(svc, SubmissionService):
-        return svc
-    reports = ReportService(cases)
-    if not configured:
-        return SubmissionService(reports, no_client)
-    return service_from_env(reports, actor=actor(request), evidence=evidence_store(request))
+def submissions(cases: CaseService) -> SubmissionService:
+    """A submission service that reads state and logs (the worker talks to the hotline)."""
+    return SubmissionService(ReportService(cases), no_client)
 
 
 @router.get("/v1/reports/stats", **roles(Role.LE_LIAISON, Role.REVIEWER))
@@ -202,30 +199,56 @@ def submitted(
 
 @router.post(
     "/v1/reports/{report_id}/submit",
-    responses={502: {"description": "the hotline refused or could not be reached"}},
+    status_code=202,
+    response_model=JobAccepted,
+    responses={
+        202: {
+            "description": (
+                "queued as a report_submit job (or the report's queued or running job); "
+                "follow the Location (/v1/jobs/{id}) or GET /v1/reports/{id}/submissions"
+            )
+        },
+        400: {"description": "the CyberTipline API is not configured (SAFESTREAM_CYBERTIP_*)"},
+        404: {"description": "no such report"},
+        409: {
+            "description": "blocking findings without an override, case not confirmed, "
+            "or the report was already filed"
+        },
+    },
     **roles(Role.LE_LIAISON),
 )
 def submit(
     request: Request, cases: Cases, report_id: ReportId, body: SubmitIn | None = None
-) -> Any:
-    """File the report with the CyberTipline API; resumes an interrupted submission.
+) -> JSONResponse:
+    """Queue the filing of the report with the CyberTipline API (a ``report_submit`` job).
 
-    409 while blocking findings remain without an override reason, or when the
-    report was already filed; 502 when the hotline refused or was unreachable
-    (the submission is resumable: call again).
+    Everything that can be checked without the hotline is checked first: 404
+    for an unknown report; 409 while blocking findings remain without an
+    ``override_reason``, when the case is not confirmed, or when the report was
+    already filed; 400 when the API is not configured. Then 202 with the job
+    and ``Location: /v1/jobs/{id}``; ``safestream worker`` runs the resumable
+    flow, retrying transient failures with backoff. The job's ``result``
+    holds ``remote_report_id`` once filed, or ``error`` and ``retryable``
+    after a failed attempt; a refusal (bad credentials, a rejected document)
+    dead-letters the job with the hotline's message, and submitting again
+    after the fix queues a new job that resumes the submission. While a job of
+    the report is queued or running, that job is returned (``created``
+    false): never two jobs for one report.
     """
-    svc = submissions(request, cases, configured=True)
+    CybertipConfig.from_env()  # a clear 400 now, not a dead job later
+    svc = submissions(cases)
     reason = body.override_reason if body else None
-    try:
-        return svc.submit(report_id, actor=actor(request), override_reason=reason)
-    except CybertipError as exc:
-        return JSONResponse(
-            {"detail": str(exc), "kind": "cybertip", "retryable": exc.retryable},
-            status_code=502,
-        )
+    svc.preflight(report_id, override_reason=reason)
+    job, created = enqueue_submit(
+        cases.store, report_id, actor=actor(request), override_reason=reason
+    )
+    return accepted(job, created)
 
 
 @router.get("/v1/reports/{report_id}/submissions", **roles(Role.LE_LIAISON))
 def submission_log(request: Request, cases: Cases, report_id: ReportId) -> dict[str, Any]:
-    """A report's submission state and every stored request and response."""
-    return submissions(request, cases, configured=False).submissions(report_id)
+    """A report's submission state, its latest ``report_submit`` job and every exchange."""
+    out = submissions(cases).submissions(report_id)
+    job = latest_job(JobRepository(cases.store), report_id)
+    out["job"] = job_out(job) if job is not None else None
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import ipaddress
 import uuid
@@ -11,18 +12,50 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from PIL import Image
 
 from safestream.actions.base import ActionEvent
 from safestream.api.deps import ServiceState, roles, state
-from safestream.api.schemas import CheckOut, LookupIn, LookupOut, LookupResult, Surface
+from safestream.api.routes_jobs import job_out
+from safestream.api.schemas import (
+    CheckOut,
+    JobOut,
+    LookupIn,
+    LookupOut,
+    LookupResult,
+    Problem,
+    Surface,
+    ValidationProblem,
+    VideoCheckAccepted,
+    VideoCheckOut,
+)
 from safestream.auth import Role
 from safestream.classify import CategoryScores, Classification, assess, obscure
 from safestream.classify.obscure import Box
 from safestream.engine.verdict import ContentContext
-from safestream.errors import InputError, SignalValueError
+from safestream.engine.video import check_video
+from safestream.errors import InputError, NotAnImageError, SignalValueError, error_kind
+from safestream.jobs import video_check
+from safestream.jobs.video_check import CheckSinks, finish_video_check, save_upload
+from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
 from safestream.signals.hashing import hash_bytes
 from safestream.signals.image import decode_rgb
+from safestream.signals.video import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    SNIFF_BYTES,
+    NoVideoStreamError,
+    VideoError,
+    VideoHashes,
+    VideoProbe,
+    VideoTooLargeError,
+    VideoTooLongError,
+    hash_video,
+    probe_or_none,
+    probe_video,
+    sniff_video,
+)
+from safestream.store.jobs import JobRepository
 
 router = APIRouter(prefix="/v1", tags=["content"])
 
@@ -70,14 +103,36 @@ def _context(
 
 @router.post(
     "/check",
-    response_model=CheckOut,
-    summary="Check an uploaded image against every enabled bank",
+    response_model=CheckOut | VideoCheckOut,
+    summary="Check an uploaded image or video against every enabled bank",
+    responses={
+        200: {
+            "description": "The verdict: an image's (CheckOut), or a short video's "
+            "(VideoCheckOut: kind 'video', per-frame matches with timestamps, banked videos)"
+        },
+        202: {
+            "model": VideoCheckAccepted,
+            "description": "A video longer than SAFESTREAM_VIDEO_SYNC_MAX_S (or of unknown "
+            "duration): queued as a video_check job; GET the Location (/v1/jobs/{id}) for "
+            "the verdict, the VideoCheckOut body in the job's result",
+        },
+        413: {
+            "model": Problem,
+            "description": "Body over the upload limit, an image over the pixel limit, or "
+            "a video whose frames are over it (kind video_too_large)",
+        },
+        422: {
+            "model": Problem | ValidationProblem,
+            "description": "Neither an image nor a video (not_an_image), a corrupt or "
+            "truncated image or video, or a container with no video stream",
+        },
+    },
     **roles(Role.INTEGRATOR),
 )
 async def check(
     request: Request,
     st: State,
-    file: Annotated[UploadFile, File(description="the image")],
+    file: Annotated[UploadFile, File(description="the image or video")],
     account_id: Annotated[str | None, Form(max_length=200)] = None,
     username: Annotated[str | None, Form(max_length=200)] = None,
     profile_url: Annotated[str | None, Form(max_length=2048)] = None,
@@ -85,10 +140,18 @@ async def check(
     source_port: Annotated[int | None, Form(ge=0, le=65535)] = None,
     client_timestamp: Annotated[datetime | None, Form()] = None,
     surface: Annotated[Surface | None, Form()] = None,
-) -> dict[str, Any]:
+) -> Any:
     """Hash the upload, match it, apply the policy, record the check.
 
     The image itself is not stored; the record keeps hashes, context and verdict.
+    Videos are told apart by content. A video of at most ``SAFESTREAM_VIDEO_SYNC_MAX_S``
+    seconds (default 60) is checked here: file digests, every sampled frame (1 a
+    second) against image banks, and banked videos; the answer adds ``frame_matches``
+    (with timestamps) and ``videos``. A longer one, or one whose header gives no
+    duration, is answered **202** with a ``video_check`` job (``Location:
+    /v1/jobs/{id}``); its bytes wait in the upload folder until the job has run, and
+    the job's result is the same body. Without a running worker the job waits queued.
+    Both record the check and run the policy's actions as image checks do.
     """
     ctx = _context(
         account_id, username, profile_url, ip_address, source_port, client_timestamp, surface
@@ -96,7 +159,21 @@ async def check(
     data = await _read_upload(file, st.settings.max_upload_bytes)
     from starlette.concurrency import run_in_threadpool
 
-    verdict = await run_in_threadpool(st.engine.check_bytes, data, ctx)
+    api_key = getattr(request.state, "api_key", None)
+    if sniff_video(data[:SNIFF_BYTES]):
+        return await _check_video(st, data, ctx, api_key.id if api_key else None)
+    try:
+        verdict = await run_in_threadpool(st.engine.check_bytes, data, ctx)
+    except NotAnImageError:
+        # No known signature: FFmpeg may still read it (formats without magic bytes).
+        probe = await run_in_threadpool(probe_or_none, data, "the upload")
+        if probe is None:
+            raise NotAnImageError(
+                "the upload is neither an image nor a video we can read (detected by "
+                "content, not by file name); send a JPEG, PNG, GIF, WebP, TIFF or BMP "
+                "image, or an MP4, MOV, MKV, WebM, AVI or MPEG-TS video"
+            ) from None
+        return await _check_video(st, data, ctx, api_key.id if api_key else None)
     classifications: list[dict[str, Any]] = []
     if st.classifiers:
         results_c, scores = await run_in_threadpool(_classify, st, data)
@@ -108,7 +185,6 @@ async def check(
     decision = st.policy.decide(verdict, surface)
     content_id = str(uuid.uuid4())
     body = verdict.to_dict()
-    api_key = getattr(request.state, "api_key", None)
     await run_in_threadpool(
         st.checks.record,
         content_id=content_id,
@@ -162,7 +238,118 @@ async def check(
         "signals": body["signals"],
         "scores": verdict.scores,
         "classifications": classifications,
+        "nondisclosure": decision.verdict != "allow"
+        and await run_in_threadpool(nondisclosure_applies, st.store, identifiers_of(ctx)),
     }
+
+
+def _problem(exc: VideoError) -> JSONResponse:
+    status = 413 if isinstance(exc, VideoTooLargeError) else 422
+    return JSONResponse({"detail": str(exc), "kind": error_kind(exc)}, status_code=status)
+
+
+async def _check_video(
+    st: ServiceState, data: bytes, ctx: ContentContext, api_key_id: int | None
+) -> JSONResponse:
+    """A video upload: checked here when short, else queued (202); errors 413/422."""
+    from starlette.concurrency import run_in_threadpool
+
+    limit = st.settings.max_pixels or DEFAULT_MAX_FRAME_PIXELS
+    sync_max = st.settings.video_sync_max_s
+    try:
+        probe = await run_in_threadpool(probe_video, data, name="the uploaded video")
+        if not probe.has_video:
+            raise NoVideoStreamError(
+                "the upload is a media container with no video stream (audio or data "
+                "only); send a video or an image"
+            )
+        if probe.width * probe.height > limit:
+            raise VideoTooLargeError(
+                f"the video's frames are {probe.width}x{probe.height} = "
+                f"{probe.width * probe.height:,} pixels, over the limit of {limit:,}; "
+                "refuse it, or raise SAFESTREAM_MAX_PIXELS if the source is trusted"
+            )
+        if probe.duration_s is not None and probe.duration_s <= sync_max:
+            try:
+                hashes = await run_in_threadpool(
+                    functools.partial(
+                        hash_video,
+                        data,
+                        max_frame_pixels=limit,
+                        name="the uploaded video",
+                        # The header may understate the length: never decode for long here.
+                        max_duration_s=sync_max + 1.0,
+                    )
+                )
+            except VideoTooLongError:
+                pass  # longer than its header said: the job path below
+            else:
+                return await _finish_sync(st, hashes, ctx, api_key_id)
+    except VideoError as exc:
+        return _problem(exc)
+    return await run_in_threadpool(_enqueue_video, st, data, ctx, api_key_id, probe, limit)
+
+
+async def _finish_sync(
+    st: ServiceState, hashes: VideoHashes, ctx: ContentContext, api_key_id: int | None
+) -> JSONResponse:
+    from starlette.concurrency import run_in_threadpool
+
+    checked = await run_in_threadpool(check_video, st.engine, hashes, ctx)
+    body = await run_in_threadpool(
+        functools.partial(
+            finish_video_check,
+            checked,
+            CheckSinks(st.checks, st.policy, st.actions),
+            content_id=str(uuid.uuid4()),
+            context=ctx,
+            api_key_id=api_key_id,
+        )
+    )
+    st.metrics.verdicts.labels(checked.verdict.outcome).inc()
+    for m in checked.verdict.matches:
+        st.metrics.matches.labels(m.bank, m.signal_type).inc()
+    out = VideoCheckOut.model_validate(body)
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+def _enqueue_video(
+    st: ServiceState,
+    data: bytes,
+    ctx: ContentContext,
+    api_key_id: int | None,
+    probe: VideoProbe,
+    max_frame_pixels: int,
+) -> JSONResponse:
+    content_id = str(uuid.uuid4())
+    path = save_upload(video_check.upload_dir(st.store), content_id, data)
+    payload = {
+        "path": str(path),
+        "content_id": content_id,
+        "context": video_check.context_payload(ctx),
+        "api_key_id": api_key_id,
+        "received_at": datetime.now(UTC).isoformat(),
+        "sample_fps": 1.0,
+        "max_frame_pixels": max_frame_pixels,
+    }
+    try:
+        job, created = JobRepository(st.store).enqueue(
+            video_check.JOB_KIND, payload, max_attempts=video_check.MAX_ATTEMPTS
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)  # no job will ever delete it
+        raise
+    location = f"/v1/jobs/{job.id}"
+    body = VideoCheckAccepted(
+        job=JobOut(**job_out(job)),
+        created=created,
+        location=location,
+        content_id=content_id,
+        duration_s=probe.duration_s,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": location}
+    )
 
 
 def _classify(st: ServiceState, data: bytes) -> tuple[list[Classification], CategoryScores]:

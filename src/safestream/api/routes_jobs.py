@@ -27,7 +27,7 @@ from safestream.api.schemas import (
 )
 from safestream.auth import Role
 from safestream.errors import NotFoundError
-from safestream.jobs import bank_import, batch_scan
+from safestream.jobs import bank_import, batch_scan, report_submit, video_check
 from safestream.jobs.batch_scan import ScanPathError, resolve_scan_path, scan_roots
 from safestream.store.jobs import Job, JobRepository
 from safestream.store.scans import ScanResultRepository
@@ -41,6 +41,10 @@ JobStatus = Literal["queued", "running", "done", "dead"]
 KIND_ROLES: dict[str, frozenset[Role]] = {
     bank_import.JOB_KIND: frozenset({Role.CURATOR}),
     batch_scan.JOB_KIND: frozenset({Role.INTEGRATOR}),
+    # Integrators submit long videos to /v1/check and read the verdict here.
+    video_check.JOB_KIND: frozenset({Role.INTEGRATOR}),
+    # Liaisons queue CyberTipline submissions and follow them here.
+    report_submit.JOB_KIND: frozenset({Role.LE_LIAISON}),
 }
 
 
@@ -91,7 +95,7 @@ def _visible_job(st: ServiceState, key: ApiKey, job_id: int, kind: str | None = 
     return job
 
 
-READ = roles(Role.CURATOR, Role.INTEGRATOR)
+READ = roles(Role.CURATOR, Role.INTEGRATOR, Role.LE_LIAISON)
 SCAN = roles(Role.INTEGRATOR)
 
 

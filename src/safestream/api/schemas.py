@@ -58,6 +58,11 @@ class CheckOut(BaseModel):
     scores: dict[str, float | None] | None = None
     #: Per-model results (labels, detections with boxes, flagged categories).
     classifications: list[dict[str, Any]] = Field(default_factory=list)
+    nondisclosure: bool = Field(
+        default=False,
+        description="an open law-enforcement request under a non-disclosure order names "
+        "this user: do not tell them why the content was blocked or reviewed",
+    )
 
 
 class HashIn(Strict):
@@ -288,3 +293,54 @@ class ScanResultsPage(BaseModel):
 
     results: list[ScanResultOut]
     next_after_id: int | None
+
+
+class FrameMatchOut(MatchOut):
+    """A sampled frame of a checked video that matched an image entry of a bank."""
+
+    timestamp_s: float = Field(description="seconds from the video's first frame")
+    until_s: float = Field(description="the frame's hash stands until here (next sample)")
+    frame_number: int
+
+
+class BankVideoOut(BaseModel):
+    """A banked video that the checked video matched (or partly covered)."""
+
+    bank: str
+    video_sha256: str
+    external_id: str | None
+    labels: list[str]
+    query_match_percent: float
+    bank_coverage_percent: float
+    first_match_s: float
+    last_match_s: float
+    exact_file: bool
+    is_allow_list: bool
+    matched: bool
+    kind: Literal["exact_file", "video", "clip", "partial"]
+
+
+class VideoCheckOut(CheckOut):
+    """``POST /v1/check`` for a short video: the verdict plus where in the video it matched.
+
+    ``signals`` holds ``kind: video``, the file's MD5/SHA-1/SHA-256, duration, size and
+    the sampled frames (``frame_number``, ``quality``, ``pdq``, ``timestamp_s``).
+    """
+
+    kind: Literal["video"]
+    frame_matches: list[FrameMatchOut] = Field(
+        default_factory=list, description="frames that matched image entries, by time"
+    )
+    videos: list[BankVideoOut] = Field(
+        default_factory=list, description="banked videos matched (vPDQ, clip or exact file)"
+    )
+
+
+class VideoCheckAccepted(JobAccepted):
+    """``POST /v1/check`` for a long video: a ``video_check`` job; poll ``location``.
+
+    When the job is done its ``result`` is the :class:`VideoCheckOut` body.
+    """
+
+    content_id: str
+    duration_s: float | None = Field(description="from the container header; None if unknown")

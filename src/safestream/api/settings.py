@@ -50,6 +50,18 @@ class ServiceSettings:
     #: Classifiers run on every checked image: bundled names (``opennsfw``,
     #: ``nudenet``) or ``card:/path/to/model-card.toml``. Empty: none.
     classifiers: tuple[str, ...] = ()
+    #: Videos up to this many seconds are checked in the request; longer ones (or of
+    #: unknown duration) are answered 202 with a ``video_check`` job.
+    video_sync_max_s: float = 60.0
+    #: Live sources API callers may monitor: ``scheme://host[:port][/path]`` prefixes
+    #: (``SAFESTREAM_LIVE_ALLOWED_SOURCES``, comma-separated). Empty: no URL allowed.
+    live_allowed_sources: tuple[str, ...] = ()
+    #: Local files under this directory may be monitored (played at real time). None: none.
+    live_file_root: str | None = None
+    #: Worker threads shared by all monitored streams.
+    live_workers: int = 2
+    #: Most streams monitored at once by one process.
+    live_max_streams: int = 64
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -66,10 +78,19 @@ class ServiceSettings:
                 "SAFESTREAM_CHECK_RETENTION_DAYS", cls.check_retention_days, 1
             ),
             max_pixels=max_pixels or None,
+            video_sync_max_s=_float("SAFESTREAM_VIDEO_SYNC_MAX_S", cls.video_sync_max_s),
             hash_mode=mode,
             classifiers=tuple(
                 item.strip()
                 for item in os.environ.get("SAFESTREAM_CLASSIFIERS", "").split(",")
                 if item.strip()
             ),
+            live_allowed_sources=tuple(
+                item.strip()
+                for item in os.environ.get("SAFESTREAM_LIVE_ALLOWED_SOURCES", "").split(",")
+                if item.strip()
+            ),
+            live_file_root=os.environ.get("SAFESTREAM_LIVE_FILE_ROOT", "").strip() or None,
+            live_workers=_int("SAFESTREAM_LIVE_WORKERS", cls.live_workers, 1),
+            live_max_streams=_int("SAFESTREAM_LIVE_MAX_STREAMS", cls.live_max_streams, 1),
         )

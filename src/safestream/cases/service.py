@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from safestream.banks.formats import HashRecord
-from safestream.cases.model import Case, CaseConfig, CaseStatus
+from safestream.cases.model import Case, CaseConfig, CaseStatus, priority
 from safestream.errors import InputError
 from safestream.store.banks import BankRepository
-from safestream.store.cases import CaseRepository
+from safestream.store.cases import CaseRepository, RankInputs
 from safestream.store.db import Store
 from safestream.store.models import utcnow
 
@@ -41,13 +41,31 @@ class CaseService:
                 return total
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Case]:
-        """Cases, most urgent first (priority at now, then most recent)."""
+        """Cases, most urgent first (priority at now, then newest id).
+
+        Every case of ``status`` is ranked, however old (an old live case comes
+        before a recent known-material one); memory holds ``limit`` cases.
+        """
         if status is not None and status not in {s.value for s in CaseStatus}:
             self._bad_status(status)
+        if limit < 1:
+            raise InputError(f"limit must be at least 1, got {limit}")
         now = self.clock()
-        cases = self.repo.list(status=status, limit=max(limit, 1) * 5)
+
+        def score(c: RankInputs) -> int:
+            return priority(
+                kinds=set(c.kinds),
+                distinct_files=c.distinct_files,
+                last_seen_at=c.last_seen_at,
+                now=now,
+                prior_reports=c.prior_reports,
+                config=self.config,
+            ).score
+
+        cases = self.repo.ranked(score, status=status, limit=limit)
+        # The same order from the loaded cases (a detection added meanwhile may move one).
         cases.sort(key=lambda c: (-c.priority(now, self.config).score, -c.id))
-        return cases[:limit]
+        return cases
 
     @staticmethod
     def _bad_status(status: str) -> None:

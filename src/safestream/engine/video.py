@@ -17,13 +17,13 @@ coverage then tops out below 100 %. Frame hashes of real videos rarely collide e
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safestream.banks.formats import HashRecord
 from safestream.banks.model import Bank, BankEntry
 from safestream.engine.check import Engine
-from safestream.engine.verdict import Match
+from safestream.engine.verdict import ContentContext, Match, Outcome, Verdict
 from safestream.signals.pdq import DEFAULT_MIN_QUALITY
 from safestream.signals.video import (
     DEFAULT_MATCH_PERCENT,
@@ -143,6 +143,8 @@ class BankVideoMatch:
     #: (bank coverage over its threshold) when clips are looked for.
     matched: bool
     kind: str
+    #: A bank entry of the video (a frame or the file digest), for verdicts and actions.
+    entry: Match | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -246,7 +248,200 @@ def match_video(
                 is_allow_list=m.is_allow_list,
                 matched=exact or vpdq or clip,
                 kind=kind,
+                entry=m,
             )
         )
     out.sort(key=lambda v: (not v.matched, -v.bank_coverage_percent, v.bank, v.video_sha256))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# A whole video check: file digests, every frame against image banks, banked videos
+
+
+@dataclass(frozen=True)
+class FrameMatch:
+    """A sampled frame of the video that matched a (non-video) PDQ bank entry."""
+
+    #: Seconds from the first frame; the frame stands until ``until_s`` (next kept sample).
+    timestamp_s: float
+    until_s: float
+    frame_number: int
+    match: Match
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the match plus where in the video it is."""
+        return {
+            "timestamp_s": round(self.timestamp_s, 3),
+            "until_s": round(self.until_s, 3),
+            "frame_number": self.frame_number,
+            **self.match.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class VideoCheck:
+    """The outcome of checking one video: an engine verdict plus where it matched."""
+
+    verdict: Verdict
+    frame_matches: tuple[FrameMatch, ...]
+    videos: tuple[BankVideoMatch, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the verdict's keys, ``kind``, ``frame_matches``, ``videos``)."""
+        return {
+            **self.verdict.to_dict(),
+            "kind": "video",
+            "frame_matches": [f.to_dict() for f in self.frame_matches],
+            "videos": [v.to_dict() for v in self.videos],
+        }
+
+
+def video_signals(hashes: VideoHashes) -> dict[str, Any]:
+    """The signals of a video as a check record keeps them (``kind: video``)."""
+    return {"kind": "video", **hashes.to_dict()}
+
+
+def check_video(
+    engine: Engine,
+    hashes: VideoHashes,
+    context: ContentContext | None = None,
+    *,
+    min_quality: int | None = None,
+    query_match_percent: float = DEFAULT_MATCH_PERCENT,
+    compared_match_percent: float = DEFAULT_MATCH_PERCENT,
+    clips: bool = True,
+) -> VideoCheck:
+    """Check a hashed video against every enabled bank.
+
+    Three kinds of evidence make a match: the file's MD5/SHA-1/SHA-256 in a bank;
+    a sampled frame within a bank's PDQ threshold of an image entry (a known image
+    shown in the video, with its timestamp); a banked video matched by
+    :func:`match_video` (vPDQ's rule, or a known clip inside this video). Allow-list
+    banks suppress as in image checks: an exact allow-list hit suppresses everything,
+    a perceptual one only perceptual matches.
+    """
+    quality = engine.options.min_quality if min_quality is None else min_quality
+    reasons: list[str] = []
+    exact = engine.resolve(
+        [
+            hit
+            for signal_type, value in (
+                ("md5", hashes.md5),
+                ("sha1", hashes.sha1),
+                ("sha256", hashes.sha256),
+            )
+            if value
+            for hit in engine.matcher.search_exact(signal_type, value)
+        ]
+    )
+    frame_matches = _frame_matches(engine, hashes, quality)
+    videos = match_video(
+        engine,
+        hashes,
+        min_quality=quality,
+        query_match_percent=query_match_percent,
+        compared_match_percent=compared_match_percent,
+        clips=clips,
+    )
+    good = sum(1 for f in hashes.frames if f.quality >= quality)
+    if good == 0:
+        reasons.append(
+            f"no sampled frame has PDQ quality {quality} or more: perceptual matching "
+            "skipped, file digests checked"
+        )
+    best: dict[int, Match] = {}
+    for m in [*exact, *(f.match for f in frame_matches)]:
+        if m.entry_id not in best or m.distance_bits < best[m.entry_id].distance_bits:
+            best[m.entry_id] = m
+    for v in videos:
+        if v.matched and v.entry is not None and v.entry.entry_id not in best:
+            best[v.entry.entry_id] = v.entry
+    matches = sorted(best.values(), key=lambda m: (m.distance_bits, m.bank, m.entry_id))
+    allow = [m for m in matches if m.is_allow_list]
+    block = [m for m in matches if not m.is_allow_list]
+    suppressed: list[Match] = []
+    if allow:
+        exact_allow = any(m.signal_type != "pdq" for m in allow)
+        suppressed = [m for m in block if exact_allow or m.signal_type == "pdq"]
+        block = [m for m in block if m not in suppressed]
+        for m in allow:
+            reasons.append(
+                f"allow-list bank {m.bank!r} matched ({m.signal_type}, {m.distance_bits} "
+                "bits): suppresses " + ("all matches" if exact_allow else "perceptual matches")
+            )
+    blocked = {m.entry_id for m in block}
+    for m in exact:
+        if m.entry_id in blocked:
+            reasons.append(f"{m.signal_type} of the file matches bank {m.bank!r}")
+    seen_frames: set[int] = set()
+    for f in frame_matches:
+        if f.match.entry_id in blocked and f.match.entry_id not in seen_frames:
+            seen_frames.add(f.match.entry_id)
+            reasons.append(
+                f"frame at {f.timestamp_s:.3f} s matches an image of bank {f.match.bank!r} at "
+                f"{f.match.distance_bits} bits (threshold {f.match.threshold_bits})"
+            )
+    for v in videos:
+        if v.is_allow_list:
+            continue
+        span = f"{v.first_match_s:.3f}-{v.last_match_s:.3f} s"
+        if v.matched and v.kind != "exact_file":
+            reasons.append(
+                f"banked video of bank {v.bank!r} matched ({v.kind}) at {span}: "
+                f"{v.bank_coverage_percent:.0f} % of it covered"
+            )
+        elif not v.matched:
+            reasons.append(
+                f"part of a banked video of bank {v.bank!r} seen at {span} "
+                f"({v.bank_coverage_percent:.0f} % covered, below the threshold)"
+            )
+    outcome: Outcome = "match" if block else "suppressed" if suppressed else "no_match"
+    if outcome == "no_match" and not reasons:
+        reasons.append("no bank entry within threshold")
+    verdict = Verdict(
+        outcome=outcome,
+        matches=tuple(block),
+        suppressed=tuple(suppressed),
+        allow_matches=tuple(allow),
+        reasons=tuple(reasons),
+        signals=video_signals(hashes),
+        context=context,
+    )
+    return VideoCheck(verdict, tuple(frame_matches), tuple(videos))
+
+
+def _frame_matches(engine: Engine, hashes: VideoHashes, min_quality: int) -> list[FrameMatch]:
+    """Sampled frames within a bank's threshold of an image (non-video) PDQ entry."""
+    ordered = sorted(hashes.frames, key=lambda f: f.timestamp_s)
+    frames = [f for f in ordered if f.quality >= min_quality]
+    if not frames:
+        return []
+    # A folded frame stands for the samples up to the next kept one.
+    until = {
+        id(f): (ordered[i + 1].timestamp_s if i + 1 < len(ordered) else hashes.duration_s)
+        for i, f in enumerate(ordered)
+    }
+    hits = engine.matcher.search_pdq([f.pdq for f in frames])
+    if not hits:
+        return []
+    entries = engine.repo.entries_by_ids({h.entry_id for h in hits})
+    out: list[FrameMatch] = []
+    for hit in hits:
+        entry = entries.get(hit.entry_id)
+        if entry is None or _label(entry.labels, VIDEO_LABEL) is not None:
+            continue  # removed since the index refresh, or a video's frame (match_video)
+        bank = engine.matcher.banks.get(entry.bank_id)
+        if bank is None or not bank.enabled or hit.distance_bits > bank.pdq_threshold:
+            continue
+        f = frames[hit.query_index]
+        out.append(
+            FrameMatch(
+                timestamp_s=f.timestamp_s,
+                until_s=max(f.timestamp_s, until[id(f)]),
+                frame_number=f.frame_number,
+                match=_as_match(bank, entry, hit.distance_bits),
+            )
+        )
+    out.sort(key=lambda m: (m.timestamp_s, m.match.distance_bits, m.match.entry_id))
     return out

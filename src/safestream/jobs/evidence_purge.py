@@ -17,7 +17,7 @@ from typing import Any
 from safestream.evidence.backends import backend_from_env
 from safestream.evidence.store import EvidenceStore
 from safestream.jobs.base import JobContext
-from safestream.jobs.requests_escalate import PeriodicSchedule, interval_from_env
+from safestream.jobs.periodic import PeriodicSchedule, interval_from_env
 from safestream.store.db import Store
 from safestream.store.jobs import Job, JobRepository
 

@@ -1,17 +1,22 @@
 """Live sources (PyAV) and keyframe-aware sampling of N frames a second.
 
-Sampling decodes as little as it can. Every packet is demuxed (cheap); the decoder
-runs in one of two modes, chosen from the measured keyframe interval:
+Sampling decodes as little as it can. Every packet is demuxed (cheap); what is decoded
+depends on the :class:`Sampler`'s strategy:
 
-* **keyframes only** (``skip_frame = "NONKEY"``) when keyframes come at least as often
-  as samples are due (GOP <= sample interval + tolerance): a sample is the first
-  keyframe at or after its due time (minus the tolerance);
-* **every frame** otherwise (long GOPs): each frame is decoded, because a P-frame
-  cannot be decoded without its predecessors, but only the frame that falls due is
-  converted to RGB and scaled down, which is where the cost is.
+* **lazy** (the default): a GOP's packets are held, undecoded, until a sample falls
+  due; then they are decoded from the GOP's keyframe up to the due frame, and decoding
+  stops again. The rest of a GOP after its last due sample is never decoded; decoding
+  restarts only at an instantaneous decoder refresh (H.264 IDR, HEVC IDR/BLA), never
+  at a recovery point (intra refresh, open GOP) flagged as a keyframe. With
+  keyframes at least once per sample interval this decodes keyframes only; with a
+  2 s GOP at 1 sample/s it decodes about half the frames;
+* **keyframe**: keyframes only (``skip_frame = "NONKEY"``) when the measured GOP is at
+  most the sample interval (plus a tolerance), otherwise every frame;
+* **all**: every frame (the reference in tests and benchmarks).
 
-The mode changes only at a keyframe, so references are always valid. A stream starts
-in "every frame" until two keyframes have shown its GOP.
+Decoding is most of the cost; only the frame that falls due is converted to RGB and
+scaled down. A sample is the first frame at or after its due time; a keyframe up to
+the tolerance before it may stand in.
 """
 
 from __future__ import annotations
@@ -48,12 +53,16 @@ class StreamContext:
     ip_address: str | None = None
     source_port: int | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    username: str | None = None
+    profile_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
             "stream_id": self.stream_id,
             "account_id": self.account_id,
+            "username": self.username,
+            "profile_url": self.profile_url,
             "ip_address": self.ip_address,
             "source_port": self.source_port,
             "started_at": self.started_at.isoformat(),
@@ -126,8 +135,11 @@ class Source:
         try:
             return av.open(target, mode="r", format=self.format, options=options, timeout=20)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            detail = str(exc)
+            if self.url is not None:  # FFmpeg's message may quote the URL and its password
+                detail = detail.replace(self.url, self.describe())
             raise StreamError(
-                f"{self.describe()}: cannot open ({type(exc).__name__}: {exc})"
+                f"{self.describe()}: cannot open ({type(exc).__name__}: {detail})"
             ) from exc
 
 
@@ -143,19 +155,92 @@ class Sample:
     keyframe: bool
 
 
+def nal_length_size(codec: str, extradata: bytes | None) -> int:
+    """Bytes of each NAL unit's length prefix (AVCC/HVCC: MP4, FLV), from the extradata."""
+    if extradata and extradata[0] == 1:
+        if codec == "h264" and len(extradata) > 4:
+            return (extradata[4] & 3) + 1
+        if codec == "hevc" and len(extradata) > 21:
+            return (extradata[21] & 3) + 1
+    return 4
+
+
+def _nal_headers(data: bytes, length_size: int) -> Iterator[int]:
+    """The first header byte of each NAL unit, in Annex B or length-prefixed framing."""
+    if data.startswith((b"\0\0\1", b"\0\0\0\1")):
+        i = data.find(b"\0\0\1")
+        while 0 <= i < len(data) - 3:
+            yield data[i + 3]
+            i = data.find(b"\0\0\1", i + 3)
+        return
+    i = 0
+    while i + length_size < len(data):
+        n = int.from_bytes(data[i : i + length_size], "big")
+        yield data[i + length_size]
+        i += length_size + n
+
+
+def resumable_keyframe(packet: Any, codec: str, length_size: int = 4) -> bool:
+    """Whether decoding may restart at this keyframe packet after earlier ones were skipped.
+
+    Only an instantaneous decoder refresh is safe: H.264 IDR, HEVC IDR/BLA. An H.264
+    recovery point (intra refresh, open GOP) or an HEVC CRA is flagged as a keyframe
+    too, but pictures around it may reference earlier ones, and a decoder reset there
+    outputs nothing until the refresh completes. Other codecs' keyframes reset fully.
+    """
+    if codec not in ("h264", "hevc"):
+        return True
+    data = bytes(packet)
+    for header in _nal_headers(data, length_size):
+        if codec == "h264" and header & 0x1F == 5:
+            return True
+        if codec == "hevc" and 16 <= (header >> 1) & 0x3F <= 20:
+            return True
+    return False
+
+
 @dataclass
 class SamplerStats:
     """What the sampler has done so far."""
 
     packets: int = 0
+    #: Packets sent to the decoder.
+    packets_decoded: int = 0
+    #: Packets never decoded: the rest of a GOP after its last due sample (lazy strategy).
+    packets_skipped: int = 0
     frames_decoded: int = 0
     samples: int = 0
     bad_packets: int = 0
+    #: The measured GOP is short enough that only keyframes are decoded.
     keyframe_mode: bool = False
+    #: Decoder drains at a keyframe after skipped packets (lazy strategy).
+    flushes: int = 0
+
+
+#: Decoding strategies: ``lazy`` (default), ``keyframe`` and ``all`` (for comparison).
+STRATEGIES = ("lazy", "keyframe", "all")
+#: A GOP longer than this many packets is decoded eagerly (bounds the packet buffer).
+MAX_GOP_PACKETS = 2048
 
 
 class Sampler:
-    """Yields samples of a container's first video stream at ``sample_fps``."""
+    """Yields samples of a container's first video stream at ``sample_fps``.
+
+    ``strategy`` says how much is decoded:
+
+    * ``lazy`` (default): the packets of the current GOP are kept, undecoded, until a
+      sample falls due (a packet whose time reaches the due time arrives); then they
+      are decoded from the GOP's keyframe up to the due frame, and decoding stops
+      again once the sample is taken. Packets after a GOP's last due sample are never
+      decoded: at the next keyframe the decoder is drained (frames it still holds
+      are considered, so decoder delay and B-frame reordering lose nothing) and
+      reset. No GOP length is assumed, so a stream whose GOP changes is sampled
+      just as well; when keyframes come at least once per interval, only they are
+      decoded;
+    * ``keyframe``: keyframes only when the measured GOP is short enough, otherwise
+      every frame;
+    * ``all``: every frame (the reference the others are compared with).
+    """
 
     def __init__(
         self,
@@ -164,9 +249,14 @@ class Sampler:
         keyframe_tolerance_s: float | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
         max_frame_pixels: int = 8192 * 8192,
+        strategy: str = "lazy",
     ) -> None:
         if not sample_fps > 0:
             raise InputError(f"sample_fps must be > 0, got {sample_fps}")
+        if strategy not in STRATEGIES:
+            raise InputError(
+                f"unknown decoding strategy {strategy!r}; known: {', '.join(STRATEGIES)}"
+            )
         self.interval_s = 1.0 / sample_fps
         #: A keyframe this close before a due time is taken as that sample.
         self.tolerance_s = (
@@ -174,6 +264,7 @@ class Sampler:
         )
         self.max_side = max_side
         self.max_frame_pixels = max_frame_pixels
+        self.strategy = strategy
         self.stats = SamplerStats()
 
     def samples(
@@ -192,18 +283,85 @@ class Sampler:
         stream = container.streams.video[0]
         cc = stream.codec_context
         cc.skip_frame = "DEFAULT"
+        lazy = self.strategy == "lazy"
         keyframe_mode = False
         last_key: float | None = None
         gop: float | None = None
-        first_time: float | None = None
+        #: Stream time origin: the first decoded frame's time (lazy: the first keyframe's).
+        origin: float | None = None
         wall_start: float | None = None
         next_due = 0.0
         arrivals: dict[int, float] = {}
         bad = 0
+        # Lazy state: the current GOP's packets, how many of them the decoder has had,
+        # and whether a sample is due and not yet taken.
+        gop_packets: list[Any] = []
+        fed = 0
+        due = False
+        seen_key = False
+        time_base = stream.time_base
+        codec = str(cc.name)
+        length_size = nal_length_size(codec, cc.extradata)
+        last_t = 0.0
+
+        def decode(packet: Any) -> list[Any]:
+            nonlocal bad
+            if packet is not None:
+                self.stats.packets_decoded += 1
+            try:
+                frames: list[Any] = cc.decode(packet)
+                bad = 0
+                return frames
+            except (av.error.FFmpegError, ValueError) as exc:
+                bad += 1
+                self.stats.bad_packets += 1
+                if bad >= MAX_BAD_PACKETS:
+                    raise StreamError(
+                        f"{what}: {bad} undecodable packets in a row ({exc}); corrupt stream"
+                    ) from exc
+                return []
+
+        def take(frame: Any, arrived: float) -> Sample | None:
+            """The sample this frame gives, if one is due."""
+            nonlocal origin, next_due, due, last_t
+            self.stats.frames_decoded += 1
+            if frame.width * frame.height > self.max_frame_pixels:
+                raise StreamError(
+                    f"{what}: frames of {frame.width}x{frame.height} exceed "
+                    f"{self.max_frame_pixels} pixels"
+                )
+            # From the stream's time base: frames drained from the decoder carry none.
+            if frame.pts is not None and time_base is not None:
+                t_abs = float(frame.pts * time_base)
+            elif frame.time is not None and frame.time == frame.time:
+                t_abs = float(frame.time)
+            else:
+                t_abs = last_t
+            last_t = t_abs
+            if origin is None:
+                origin = t_abs
+            t = t_abs - origin
+            # Only a keyframe may stand in early for a due sample: decoding it is free.
+            slack = self.tolerance_s if frame.key_frame else 0.0
+            if t + slack + 1e-6 < next_due:
+                return None
+            next_due = (int((t + slack + 1e-6) / self.interval_s) + 1) * self.interval_s
+            due = False
+            self.stats.samples += 1
+            return Sample(
+                stream_time_s=t,
+                arrived_at=arrivals.get(int(frame.pts), arrived)
+                if frame.pts is not None
+                else arrived,
+                rgb=frame_rgb(frame, self.max_side),
+                keyframe=bool(frame.key_frame),
+            )
+
         for packet in container.demux(stream):
             if stop is not None and stop.is_set():
                 return
             arrived = time.monotonic()
+            pt: float | None = None
             if packet.pts is not None and packet.time_base is not None:
                 pt = float(packet.pts * packet.time_base)
                 if realtime:
@@ -217,53 +375,80 @@ class Sampler:
                             time.sleep(delay)
                         arrived = time.monotonic()
                 arrivals[int(packet.pts)] = arrived
-                if len(arrivals) > 512:
-                    for key in list(arrivals)[:256]:
+                if len(arrivals) > 2 * MAX_GOP_PACKETS:
+                    for key in list(arrivals)[:MAX_GOP_PACKETS]:
                         del arrivals[key]
                 if packet.is_keyframe:
                     if last_key is not None and pt > last_key:
                         gop = pt - last_key
                     last_key = pt
-                    want = gop is not None and gop <= self.interval_s + self.tolerance_s
+                    want = (
+                        self.strategy != "all"
+                        and gop is not None
+                        and gop <= self.interval_s + self.tolerance_s
+                    )
                     if want != keyframe_mode:
                         keyframe_mode = want
-                        cc.skip_frame = "NONKEY" if want else "DEFAULT"
                         self.stats.keyframe_mode = want
+                        if not lazy:
+                            cc.skip_frame = "NONKEY" if want else "DEFAULT"
             if packet.size:
                 self.stats.packets += 1
-            try:
-                frames = packet.decode()
-                bad = 0
-            except (av.error.FFmpegError, ValueError) as exc:
-                bad += 1
-                self.stats.bad_packets += 1
-                if bad >= MAX_BAD_PACKETS:
-                    raise StreamError(
-                        f"{what}: {bad} undecodable packets in a row ({exc}); corrupt stream"
-                    ) from exc
+            if not lazy:
+                for frame in decode(packet):
+                    sample = take(frame, arrived)
+                    if sample is not None:
+                        yield sample
                 continue
-            for frame in frames:
-                self.stats.frames_decoded += 1
-                if frame.width * frame.height > self.max_frame_pixels:
-                    raise StreamError(
-                        f"{what}: frames of {frame.width}x{frame.height} exceed "
-                        f"{self.max_frame_pixels} pixels"
-                    )
-                t_abs = float(frame.time) if frame.time is not None else 0.0
-                if first_time is None:
-                    first_time = t_abs
-                t = t_abs - first_time
-                # Only a keyframe may stand in early for a due sample: decoding it is free.
-                slack = self.tolerance_s if frame.key_frame else 0.0
-                if t + slack + 1e-6 < next_due:
-                    continue
-                next_due = (int((t + slack + 1e-6) / self.interval_s) + 1) * self.interval_s
-                self.stats.samples += 1
-                yield Sample(
-                    stream_time_s=t,
-                    arrived_at=arrivals.get(int(frame.pts), arrived)
-                    if frame.pts is not None
-                    else arrived,
-                    rgb=frame_rgb(frame, self.max_side),
-                    keyframe=bool(frame.key_frame),
+            if not packet.size:
+                continue  # a demuxer's flush packet: the end is handled below
+            if packet.is_keyframe and resumable_keyframe(packet, codec, length_size):
+                seen_key = True
+                if origin is None and pt is not None:
+                    origin = pt
+                if fed < len(gop_packets):
+                    self.stats.packets_skipped += len(gop_packets) - fed
+                    if fed:
+                        # The decoder holds part of the last GOP: drain it (its delayed
+                        # frames are still candidates) and reset it before the keyframe.
+                        self.stats.flushes += 1
+                        for frame in decode(None):
+                            sample = take(frame, arrived)
+                            if sample is not None:
+                                yield sample
+                        cc.flush_buffers()
+                gop_packets, fed = [], 0
+            elif not seen_key:
+                # Before the first clean keyframe (a stream joined mid-GOP, or intra
+                # refresh with no IDR at all) every packet is decoded, as "all" does:
+                # the decoder recovers on its own and no sample is lost.
+                for frame in decode(packet):
+                    sample = take(frame, arrived)
+                    if sample is not None:
+                        yield sample
+                continue
+            gop_packets.append(packet)
+            if not due:
+                rel = None if pt is None or origin is None else pt - origin
+                slack = self.tolerance_s if packet.is_keyframe else 0.0
+                due = (
+                    rel is None
+                    or rel + slack + 1e-6 >= next_due
+                    or len(gop_packets) > MAX_GOP_PACKETS
                 )
+            # Catch up from the last packet decoded; stop as soon as the sample is taken.
+            while due and fed < len(gop_packets):
+                for frame in decode(gop_packets[fed]):
+                    sample = take(frame, arrived)
+                    if sample is not None:
+                        yield sample
+                fed += 1
+            if len(gop_packets) > MAX_GOP_PACKETS:
+                gop_packets, fed = [], 0  # decoded eagerly: nothing to keep
+        if lazy and fed < len(gop_packets):
+            self.stats.packets_skipped += len(gop_packets) - fed
+        if lazy and fed:
+            for frame in decode(None):
+                sample = take(frame, time.monotonic())
+                if sample is not None:
+                    yield sample

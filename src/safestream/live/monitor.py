@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,21 @@ import numpy.typing as npt
 
 from safestream.engine.check import Engine
 from safestream.engine.verdict import Match
-from safestream.errors import InputError, SafestreamError, error_kind
-from safestream.live.ingest import Sample, Sampler, Source, StreamContext, StreamError
+from safestream.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    SafestreamError,
+    error_kind,
+)
+from safestream.live.ingest import (
+    STRATEGIES,
+    Sample,
+    Sampler,
+    Source,
+    StreamContext,
+    StreamError,
+)
 from safestream.live.pool import WorkerPool
 from safestream.signals.pdq import DEFAULT_MIN_QUALITY, pdq_from_rgb
 
@@ -39,7 +53,9 @@ log = logging.getLogger(__name__)
 RGB = npt.NDArray[np.uint8]
 Scorer = Callable[[RGB], Mapping[str, float | None]]
 Event = dict[str, Any]
-ActionCallback = Callable[["ActionRequest"], None]
+#: Called for each action fired; may return what it did (a mapping or an object with
+#: ``to_dict()``), which the stream's listing shows.
+ActionCallback = Callable[["ActionRequest"], object]
 
 #: Actions the monitor knows; ``end_stream`` also stops reading the stream.
 ACTIONS = ("end_stream", "obscure", "warn", "open_case")
@@ -149,6 +165,12 @@ class ActionRequest:
     matches: tuple[Match, ...]
     #: PNG bytes of the triggering frames, for evidence only (held in memory, not logged).
     evidence_png: tuple[bytes, ...] = ()
+    #: PDQ (hex) of each triggering frame, in the order of ``sample_times_s``.
+    frame_pdqs: tuple[str, ...] = ()
+    #: Classifier scores of each triggering frame (None where no classifier ran).
+    frame_scores: tuple[Mapping[str, float | None] | None, ...] = ()
+    #: When the verdict was reached (UTC).
+    detected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (without the evidence frames)."""
@@ -160,6 +182,7 @@ class ActionRequest:
             "sample_times_s": [round(t, 3) for t in self.sample_times_s],
             "matches": [m.to_dict() for m in self.matches],
             "evidence_frames": len(self.evidence_png),
+            "detected_at": self.detected_at.isoformat(),
         }
 
 
@@ -202,18 +225,36 @@ class StreamMetrics:
 class StreamSession:
     """One monitored stream: its reading thread, its policy state and its metrics."""
 
-    def __init__(self, monitor: Monitor, source: Source, context: StreamContext) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        source: Source,
+        context: StreamContext,
+        *,
+        sample_fps: float | None = None,
+        actions: frozenset[str] | None = None,
+    ) -> None:
         self.monitor = monitor
         self.source = source
         self.context = context
+        #: This stream's samples per second (default: the monitor's).
+        self.sample_fps = monitor.sample_fps if sample_fps is None else sample_fps
+        #: Actions this stream's verdicts may take (None: all the policy names).
+        self.allowed_actions = actions
         self.metrics = StreamMetrics()
         self.stop_event = threading.Event()
         self.ended_by: str | None = None
         self.error: str | None = None
+        #: Why the last connection ended, while a network source is being retried.
+        self.last_error: str | None = None
         self._lock = threading.Lock()
-        self._recent: deque[tuple[bool, float, RGB]] = deque(maxlen=monitor.policy.window)
+        self._recent: deque[tuple[bool, SampleResult, RGB]] = deque(maxlen=monitor.policy.window)
         self._fired: set[str] = set()
-        self._rgb: dict[float, RGB] = {}
+        self.sampler: Sampler | None = None
+        #: Set once the reading thread has finished (after its last event).
+        self.finished = threading.Event()
+        #: Actions fired on this stream: name, verdict and sample times.
+        self.actions_fired: list[dict[str, Any]] = []
         self.thread = threading.Thread(
             target=self._run, name=f"safestream-stream-{context.stream_id}", daemon=True
         )
@@ -222,6 +263,18 @@ class StreamSession:
     def stream_id(self) -> str:
         """The stream's id."""
         return self.context.stream_id
+
+    @property
+    def done(self) -> bool:
+        """The stream has ended and its reading thread has finished."""
+        return self.finished.is_set()
+
+    @property
+    def state(self) -> str:
+        """``running``, ``stopping``, ``ended`` or ``failed``."""
+        if self.done:
+            return "failed" if self.error else "ended"
+        return "stopping" if self.stop_event.is_set() else "running"
 
     def stop(self, reason: str = "stopped") -> None:
         """Stop reading this stream (the thread exits at the next packet)."""
@@ -264,6 +317,7 @@ class StreamSession:
                         raise
                     reason = str(exc)
                 # The count of tries starts again once a connection delivered samples.
+                self.last_error = reason
                 attempt = 1 if self.metrics.samples > before else attempt + 1
                 delay = min(10.0, self.source.reconnect_delay_s * 2 ** (attempt - 1))
                 m.emit(
@@ -308,11 +362,15 @@ class StreamSession:
                     "metrics": self.metrics.to_dict(),
                 }
             )
+            self.finished.set()
             m._finished(self)
 
     def _read_once(self) -> None:
         container = self.source.open()
-        sampler = Sampler(self.monitor.sample_fps, max_side=self.monitor.max_side)
+        sampler = Sampler(
+            self.sample_fps, max_side=self.monitor.max_side, strategy=self.monitor.strategy
+        )
+        self.sampler = sampler
         try:
             for sample in sampler.samples(
                 container,
@@ -343,27 +401,29 @@ class StreamSession:
 
     def _on_result(self, result: SampleResult, rgb: RGB) -> None:
         policy = self.monitor.policy
-        fire: list[tuple[str, str, tuple[float, ...], tuple[Match, ...], tuple[RGB, ...]]] = []
+        fire: list[tuple[str, str, tuple[SampleResult, ...], tuple[RGB, ...]]] = []
         with self._lock:
             self.metrics.results += 1
             self.metrics.latencies_ms.append(result.latency_ms)
             if result.matches:
                 self.metrics.matches += 1
             flagged = policy.flagged(result.scores)
-            self._recent.append((flagged, result.stream_time_s, rgb))
+            self._recent.append((flagged, result, rgb))
             verdict = None
             if result.matches:
                 verdict = "match"
-                fire = [
-                    (a, "match", (result.stream_time_s,), result.matches, (rgb,))
-                    for a in policy.match_actions
-                ]
+                fire = [(a, "match", (result,), (rgb,)) for a in policy.match_actions]
             elif sum(f for f, _, _ in self._recent) >= policy.min_flagged:
                 verdict = "classifier"
-                times = tuple(t for f, t, _ in self._recent if f)
-                frames = tuple(r for f, _, r in self._recent if f)
-                fire = [(a, "classifier", times, (), frames) for a in policy.classifier_actions]
-            fire = [x for x in fire if x[0] not in self._fired]
+                results = tuple(r for f, r, _ in self._recent if f)
+                frames = tuple(x for f, _, x in self._recent if f)
+                fire = [(a, "classifier", results, frames) for a in policy.classifier_actions]
+            fire = [
+                x
+                for x in fire
+                if x[0] not in self._fired
+                and (self.allowed_actions is None or x[0] in self.allowed_actions)
+            ]
             self._fired.update(x[0] for x in fire)
         self.monitor.emit(
             {
@@ -378,15 +438,17 @@ class StreamSession:
                 "latency_ms": round(result.latency_ms, 1),
             }
         )
-        for action, kind, times, matches, frames in fire:
+        for action, kind, results, frames in fire:
             request = ActionRequest(
                 action=action,
                 verdict=kind,
                 context=self.context,
                 source=self.source.describe(),
-                sample_times_s=times,
-                matches=matches,
+                sample_times_s=tuple(r.stream_time_s for r in results),
+                matches=result.matches if kind == "match" else (),
                 evidence_png=tuple(_png(f) for f in frames) if action == "open_case" else (),
+                frame_pdqs=tuple(r.pdq for r in results),
+                frame_scores=tuple(r.scores for r in results),
             )
             self.monitor._act(self, request)
 
@@ -405,7 +467,17 @@ class Monitor:
         max_side: int | None = 512,
         on_event: Callable[[Event], None] | None = None,
         actions: Mapping[str, ActionCallback] | None = None,
+        strategy: str = "lazy",
+        keep_ended: int = 1000,
+        silenced: Callable[[StreamContext], bool] | None = None,
     ) -> None:
+        if strategy not in STRATEGIES:
+            raise InputError(
+                f"unknown decoding strategy {strategy!r}; known: {', '.join(STRATEGIES)}"
+            )
+        self.strategy = strategy
+        #: Ended streams kept for listing; the oldest are forgotten beyond this.
+        self.keep_ended = keep_ended
         self.analyzer = analyzer
         # Compiling the index kernels takes seconds: do it now, not on the first sample.
         analyzer.warm_up()
@@ -415,6 +487,9 @@ class Monitor:
         self.pool = WorkerPool(workers, per_stream=per_stream_queue)
         self.on_event = on_event
         self.callbacks = dict(actions or {})
+        #: True when the streamer must not be told (a non-disclosure order): ``warn``
+        #: is then suppressed, and recorded as suppressed.
+        self.silenced = silenced
         unknown = set(self.callbacks) - set(ACTIONS)
         if unknown:
             raise InputError(f"unknown live actions: {', '.join(sorted(unknown))}")
@@ -430,15 +505,34 @@ class Monitor:
             with self._emit_lock:
                 self.on_event(event)
 
-    def add(self, source: Source, context: StreamContext) -> StreamSession:
-        """Start monitoring a stream."""
+    def add(
+        self,
+        source: Source,
+        context: StreamContext,
+        *,
+        sample_fps: float | None = None,
+        actions: frozenset[str] | None = None,
+    ) -> StreamSession:
+        """Start monitoring a stream (``sample_fps`` and ``actions`` override the monitor's)."""
+        if sample_fps is not None and not sample_fps > 0:
+            raise InputError(f"sample_fps must be > 0, got {sample_fps}")
+        unknown = set(actions or ()) - set(ACTIONS)
+        if unknown:
+            raise InputError(
+                f"unknown live actions: {', '.join(sorted(unknown))}; known: {', '.join(ACTIONS)}"
+            )
         with self._lock:
-            if (
-                context.stream_id in self._sessions
-                and self._sessions[context.stream_id].thread.is_alive()
-            ):
-                raise InputError(f"stream {context.stream_id!r} is already monitored")
-            session = StreamSession(self, source, context)
+            old = self._sessions.get(context.stream_id)
+            if old is not None and not old.done:
+                raise ConflictError(
+                    f"stream {context.stream_id!r} is already monitored; stop it first "
+                    "or choose another stream id"
+                )
+            ended = [k for k, v in self._sessions.items() if v.done]
+            for k in ended[: max(0, len(ended) - self.keep_ended)]:
+                del self._sessions[k]
+            self._sessions.pop(context.stream_id, None)  # re-added: listed last
+            session = StreamSession(self, source, context, sample_fps=sample_fps, actions=actions)
             self._sessions[context.stream_id] = session
             self._active += 1
         session.thread.start()
@@ -449,25 +543,44 @@ class Monitor:
         with self._lock:
             session = self._sessions.get(stream_id)
         if session is None:
-            raise InputError(f"no monitored stream {stream_id!r}")
+            raise NotFoundError(f"no monitored stream {stream_id!r}")
         session.stop()
+
+    def session(self, stream_id: str) -> StreamSession:
+        """One stream's session (NotFoundError when unknown)."""
+        with self._lock:
+            session = self._sessions.get(stream_id)
+        if session is None:
+            raise NotFoundError(f"no monitored stream {stream_id!r}")
+        return session
 
     def streams(self) -> list[dict[str, Any]]:
         """Every stream with its state and metrics."""
         with self._lock:
             sessions = list(self._sessions.values())
-        return [
-            {
-                "stream_id": s.stream_id,
-                "source": s.source.describe(),
-                "running": s.thread.is_alive(),
-                "ended_by": s.ended_by,
-                "error": s.error,
-                "context": s.context.to_dict(),
-                "metrics": {**s.metrics.to_dict(), "dropped": self.pool.dropped(s.stream_id)},
-            }
-            for s in sessions
-        ]
+        return [self.describe(s) for s in sessions]
+
+    def describe(self, s: StreamSession) -> dict[str, Any]:
+        """One stream's state and metrics, JSON-ready."""
+        sampler = s.sampler
+        return {
+            "stream_id": s.stream_id,
+            "source": s.source.describe(),
+            "state": s.state,
+            "running": not s.done,
+            "ended_by": s.ended_by,
+            "error": s.error,
+            "last_error": s.last_error,
+            "sample_fps": s.sample_fps,
+            "context": s.context.to_dict(),
+            "actions": list(s.actions_fired),
+            "metrics": {
+                **s.metrics.to_dict(),
+                "dropped": self.pool.dropped(s.stream_id),
+                "frames_decoded": sampler.stats.frames_decoded if sampler else 0,
+                "packets_skipped": sampler.stats.packets_skipped if sampler else 0,
+            },
+        }
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every stream has ended and its samples are processed."""
@@ -502,10 +615,42 @@ class Monitor:
     def _act(self, session: StreamSession, request: ActionRequest) -> None:
         if request.action == "end_stream":
             session.stop("end_stream")
+        entry: dict[str, Any] = {
+            "action": request.action,
+            "verdict": request.verdict,
+            "sample_times_s": [round(t, 3) for t in request.sample_times_s],
+            "detected_at": request.detected_at.isoformat(),
+        }
+        session.actions_fired.append(entry)
+        if request.action == "warn" and self.silenced is not None:
+            try:
+                silent = self.silenced(session.context)
+            except Exception:  # unknown: err on the side of silence
+                log.exception("non-disclosure check failed; warning suppressed")
+                silent = True
+            if silent:
+                entry["suppressed"] = "nondisclosure"
+                self.emit(
+                    {
+                        "event": "action_suppressed",
+                        "stream_id": session.stream_id,
+                        "reason": "nondisclosure",
+                        **request.to_dict(),
+                    }
+                )
+                return
         self.emit({"event": "action", "stream_id": session.stream_id, **request.to_dict()})
         callback = self.callbacks.get(request.action)
         if callback is not None:
             try:
-                callback(request)
+                result = callback(request)
             except Exception:  # the platform's callback failing must not stop monitoring
                 log.exception("live action %s failed", request.action)
+                entry["result"] = {"error": "the action's callback failed; see the log"}
+                return
+            # A callback may say what it did (a case's content id, a webhook job).
+            to_dict = getattr(result, "to_dict", None)
+            if callable(to_dict):
+                entry["result"] = to_dict()
+            elif isinstance(result, Mapping):
+                entry["result"] = dict(result)

@@ -540,7 +540,34 @@ class SubmissionService:
 
         Refused before any request when the report has blocking findings and
         no override reason, when its case is not confirmed, or when it was
-        already filed (ConflictError).
+        already filed (ConflictError); while another run holds the report,
+        :class:`~safestream.store.cases.SubmissionHeld` (a ConflictError).
+        """
+        self.preflight(report_id, override_reason=override_reason)
+        stored = self.reports.get(report_id)
+        case = self.reports.cases.get(stored.case_id)
+        state = self.repo.get_or_create(report_id)
+        if state.status == "finished":
+            # Filed, but the case move did not happen (a crash after /finish).
+            self._mark_reported(report_id, state, actor, override_reason)
+            return self.repo.get(report_id).to_dict()
+        with self._claimed(report_id, actor) as state:
+            client = self.client_factory(self._logger(report_id))
+            try:
+                state = self._run(client, report_id, stored.report, case.account_id, state)
+            except CybertipError as exc:
+                self._failed(client, report_id, exc)
+                raise
+        self._mark_reported(report_id, state, actor, override_reason)
+        return self.repo.get(report_id).to_dict()
+
+    def preflight(self, report_id: int, *, override_reason: str | None = None) -> None:
+        """Every check a submission makes before its first request; raises when it would fail.
+
+        NotFoundError for an unknown report; ConflictError when the report has
+        blocking findings and no override reason, when it was already filed,
+        or when its case is not confirmed. Writes nothing (the API runs it
+        before it queues a ``report_submit`` job).
         """
         stored = self.reports.get(report_id)
         case = self.reports.cases.get(stored.case_id)
@@ -551,12 +578,10 @@ class SubmissionService:
                 f"report {report_id} has blocking findings ({codes}); fix them or give an "
                 "override reason"
             )
-        state = self.repo.get_or_create(report_id)
-        if state.status == "finished":
+        state = self.repo.find(report_id)
+        if state is not None and state.status == "finished":
             if case.status == "confirmed":
-                # Filed, but the case move did not happen (a crash after /finish).
-                self._mark_reported(report_id, state, actor, override_reason)
-                return self.repo.get(report_id).to_dict()
+                return  # filed, but the case move is still to do: allowed
             raise ConflictError(
                 f"report {report_id} was already filed (hotline report id "
                 f"{state.remote_report_id}); it is never submitted twice"
@@ -566,15 +591,6 @@ class SubmissionService:
                 f"report {report_id}'s case {case.id} is {case.status!r}; only a report of a "
                 "confirmed case can be submitted"
             )
-        with self._claimed(report_id, actor) as state:
-            client = self.client_factory(self._logger(report_id))
-            try:
-                state = self._run(client, report_id, stored.report, case.account_id, state)
-            except CybertipError as exc:
-                self._failed(client, report_id, exc)
-                raise
-        self._mark_reported(report_id, state, actor, override_reason)
-        return self.repo.get(report_id).to_dict()
 
     @contextmanager
     def _claimed(self, report_id: int, actor: str) -> Iterator[SubmissionState]:

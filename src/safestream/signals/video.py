@@ -19,6 +19,8 @@ when a video is decoded, never at import time of this module.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterable
@@ -29,12 +31,14 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from safestream.errors import InputError, SignalValueError
+from safestream.errors import InputError, NotAnImageError, SignalValueError
 from safestream.signals.pdq import DEFAULT_MIN_QUALITY, DEFAULT_PDQ_THRESHOLD, pdq_from_rgb
 
 if TYPE_CHECKING:
     import av.container
     import av.video.frame
+
+    from safestream.signals.hashing import ImageHashes
 
 __all__ = [
     "DEFAULT_MATCH_PERCENT",
@@ -42,17 +46,24 @@ __all__ = [
     "CorruptVideoError",
     "FrameHash",
     "NoFramesError",
+    "NoVideoStreamError",
     "NotAVideoError",
     "VideoError",
     "VideoHashes",
     "VideoMatch",
+    "VideoProbe",
     "VideoTooLargeError",
+    "VideoTooLongError",
     "find_clip",
     "frame_rgb",
+    "hash_media_file",
     "hash_video",
     "match_videos",
+    "probe_or_none",
+    "probe_video",
     "read_vpdq",
     "require_av",
+    "sniff_video",
     "write_vpdq",
 ]
 
@@ -73,6 +84,10 @@ class NotAVideoError(VideoError):
     """The bytes are not a container with a video stream that FFmpeg can read."""
 
 
+class NoVideoStreamError(NotAVideoError):
+    """The container is readable but holds no video stream (audio only, data)."""
+
+
 class CorruptVideoError(VideoError):
     """The video is truncated or corrupt: decoding failed."""
 
@@ -83,6 +98,10 @@ class NoFramesError(VideoError):
 
 class VideoTooLargeError(VideoError):
     """The video's frames are larger than the configured pixel limit."""
+
+
+class VideoTooLongError(VideoError):
+    """Decoding passed the duration the caller allowed (e.g. a header that lied)."""
 
 
 def require_av() -> Any:
@@ -126,11 +145,14 @@ class VideoHashes:
     frames_decoded: int
     frames_sampled: int
     sample_fps: float | None
+    #: SHA-1 of the file (as images get it); "" when built by older code.
+    sha1: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
             "md5": self.md5,
+            "sha1": self.sha1,
             "sha256": self.sha256,
             "width": self.width,
             "height": self.height,
@@ -148,19 +170,132 @@ class VideoHashes:
 
 def file_digests(source: Path | IO[bytes]) -> tuple[str, str]:
     """MD5 and SHA-256 hex of a file (path or binary file object, read from its start)."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    md5, _, sha256 = all_digests(source)
+    return md5, sha256
+
+
+def all_digests(source: Path | IO[bytes]) -> tuple[str, str, str]:
+    """MD5, SHA-1 and SHA-256 hex of a file (path or binary file object, from its start)."""
+    digests = (
+        hashlib.md5(usedforsecurity=False),
+        hashlib.sha1(usedforsecurity=False),
+        hashlib.sha256(),
+    )
     if isinstance(source, Path):
         with source.open("rb") as fh:
             while chunk := fh.read(_CHUNK):
-                md5.update(chunk)
-                sha.update(chunk)
+                for d in digests:
+                    d.update(chunk)
     else:
         source.seek(0)
         while chunk := source.read(_CHUNK):
-            md5.update(chunk)
-            sha.update(chunk)
+            for d in digests:
+                d.update(chunk)
         source.seek(0)
-    return md5.hexdigest(), sha.hexdigest()
+    return digests[0].hexdigest(), digests[1].hexdigest(), digests[2].hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Detection by content
+
+#: ISO-BMFF major brands of still images (HEIF/AVIF/JPEG 2000): images, not videos.
+_IMAGE_BRANDS = frozenset(
+    {b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+    | {b"mif2", b"jp2 ", b"jpx ", b"jpm ", b"crx "}
+)
+#: Box types that start QuickTime files written without an ``ftyp`` box.
+_QT_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+#: How many leading bytes :func:`sniff_video` needs.
+SNIFF_BYTES = 1024
+
+
+def sniff_video(head: bytes) -> bool:
+    """True when ``head`` (a file's first bytes) starts like a video container.
+
+    Magic bytes of MP4/MOV/3GP (ISO-BMFF with a non-image brand), Matroska/WebM, AVI,
+    FLV, MPEG-TS (sync bytes every 188), MPEG-PS, ASF/WMV and Ogg. Content decides,
+    never the file name. Unknown formats fall back to :func:`probe_video`.
+    """
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return head[8:12] not in _IMAGE_BRANDS
+    if len(head) >= 8 and head[4:8] in _QT_BOXES and int.from_bytes(head[:4], "big") >= 8:
+        return True
+    if head.startswith((b"\x1a\x45\xdf\xa3", b"FLV\x01", b"\x00\x00\x01\xba", b"OggS")):
+        return True
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):  # ASF / WMV
+        return True
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return True
+    # MPEG-TS (188-byte packets) or M2TS (192, after a 4-byte time code): a sync
+    # byte at the start of three consecutive packets.
+    return any(
+        len(head) > start + 2 * size and all(head[start + k * size] == 0x47 for k in range(3))
+        for start, size in ((0, 188), (4, 192))
+    )
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What a container's header says, without decoding a frame."""
+
+    has_video: bool
+    width: int
+    height: int
+    #: Seconds, from the container or stream header; None when it does not say.
+    duration_s: float | None
+    format_name: str
+
+
+def probe_video(source: Path | IO[bytes] | bytes, *, name: str | None = None) -> VideoProbe:
+    """Open a container and read its header (streams, size, duration); decodes nothing.
+
+    Raises :class:`NotAVideoError` (or :class:`CorruptVideoError` when the bytes start
+    like a video container) when FFmpeg cannot open it.
+    """
+    av = require_av()
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(bytes(source))
+    what = name or (str(source) if isinstance(source, Path) else "video")
+    container = _open(av, source, what)
+    try:
+        if not container.streams.video:
+            return VideoProbe(False, 0, 0, _container_duration(container), container.format.name)
+        stream = container.streams.video[0]
+        duration = _container_duration(container)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = max(duration or 0.0, float(stream.duration * stream.time_base))
+        return VideoProbe(
+            True,
+            int(stream.codec_context.width),
+            int(stream.codec_context.height),
+            duration,
+            container.format.name,
+        )
+    finally:
+        container.close()
+
+
+#: FFmpeg demuxers that read text or still images as "video": not videos to us.
+_NOT_VIDEO_FORMATS = frozenset({"tty", "image2", "image2pipe", "lavfi", "ffmetadata"})
+
+
+def probe_or_none(source: IO[bytes] | bytes, name: str) -> VideoProbe | None:
+    """The probe of a container with a video stream, or None (not a video to us)."""
+    try:
+        probe = probe_video(source, name=name)
+    except VideoError:
+        return None
+    if not probe.has_video or probe.format_name in _NOT_VIDEO_FORMATS:
+        return None
+    if probe.format_name.endswith("_pipe"):  # png_pipe, jpeg_pipe...: still images
+        return None
+    return probe
+
+
+def _container_duration(container: av.container.InputContainer) -> float | None:
+    if container.duration is None or container.duration <= 0:
+        return None
+    return float(container.duration) / 1_000_000  # AV_TIME_BASE
 
 
 def frame_rgb(
@@ -185,11 +320,31 @@ def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputCo
     except FileNotFoundError as exc:
         raise VideoError(f"{what}: no such file") from exc
     except (lib.error.FFmpegError, ValueError, OSError) as exc:
+        if _starts_like_video(source):
+            raise CorruptVideoError(
+                f"{what}: the bytes start like a video container but FFmpeg cannot read it "
+                f"({type(exc).__name__}: {exc}); the file is truncated or corrupt: "
+                "send it again or obtain an intact copy"
+            ) from exc
         raise NotAVideoError(
             f"{what}: not a video FFmpeg can read ({type(exc).__name__}: {exc}); "
             "check the file is a complete video (mp4, mkv, webm, ts, ...)"
         ) from exc
     return container
+
+
+def _starts_like_video(source: Path | IO[bytes]) -> bool:
+    try:
+        if isinstance(source, Path):
+            with source.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        else:
+            source.seek(0)
+            head = source.read(SNIFF_BYTES)
+            source.seek(0)
+    except OSError:
+        return False
+    return sniff_video(head)
 
 
 def hash_video(
@@ -200,13 +355,15 @@ def hash_video(
     max_side: int | None = None,
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
     name: str | None = None,
+    max_duration_s: float | None = None,
 ) -> VideoHashes:
     """Hash a video: file digests and PDQ of frames sampled ``sample_fps`` times a second.
 
     ``sample_fps=None`` hashes every frame (as vPDQ with one second per hash unset).
     Consecutive samples within ``fold_bits`` of the last kept one are folded into it
     (``None``: keep every sample). ``max_side`` scales frames down before hashing (faster
-    on HD, hashes drift a few bits from vPDQ's). Bad input raises :class:`VideoError`.
+    on HD, hashes drift a few bits from vPDQ's). Bad input raises :class:`VideoError`;
+    a frame later than ``max_duration_s`` raises :class:`VideoTooLongError`.
     """
     av = require_av()
     if sample_fps is not None and not sample_fps > 0:
@@ -219,14 +376,24 @@ def hash_video(
             raise VideoError(f"{what}: no such file")
         if source.stat().st_size == 0:
             raise NotAVideoError(f"{what}: the file is empty")
-    md5, sha256 = file_digests(source)
+    md5, sha1, sha256 = all_digests(source)
     container = _open(av, source, what)
     try:
-        return _hash_container(
-            av, container, md5, sha256, what, sample_fps, fold_bits, max_side, max_frame_pixels
+        hashes = _hash_container(
+            av,
+            container,
+            md5,
+            sha256,
+            what,
+            sample_fps,
+            fold_bits,
+            max_side,
+            max_frame_pixels,
+            max_duration_s,
         )
     finally:
         container.close()
+    return dataclasses.replace(hashes, sha1=sha1)
 
 
 def _hash_container(
@@ -239,9 +406,12 @@ def _hash_container(
     fold_bits: int | None,
     max_side: int | None,
     max_frame_pixels: int,
+    max_duration_s: float | None = None,
 ) -> VideoHashes:
     if not container.streams.video:
-        raise NotAVideoError(f"{what}: the file has no video stream")
+        raise NoVideoStreamError(
+            f"{what}: the file has no video stream (audio or data only); send a video"
+        )
     stream = container.streams.video[0]
     width, height = int(stream.codec_context.width), int(stream.codec_context.height)
     if width * height > max_frame_pixels:
@@ -273,6 +443,10 @@ def _hash_container(
             if first_time is None:
                 first_time = t_abs
             t = t_abs - first_time
+            if max_duration_s is not None and t > max_duration_s:
+                raise VideoTooLongError(
+                    f"{what}: the video runs past {max_duration_s:g} s (a frame at {t:.3f} s)"
+                )
             last_time = max(last_time, t)
             if interval is not None:
                 # Tolerance for timestamps rounded to the time base.
@@ -308,6 +482,64 @@ def _hash_container(
         frames_sampled=sampled,
         sample_fps=sample_fps,
     )
+
+
+def hash_media_file(
+    path: Path,
+    *,
+    mode: str = "exact",
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    dihedral: bool = False,
+    all_frames: bool = False,
+    max_pixels: int | None = None,
+    sample_fps: float | None = 1.0,
+    fold_bits: int | None = DEFAULT_FOLD_BITS,
+    max_side: int | None = None,
+) -> ImageHashes | VideoHashes:
+    """Hash an image or a video file, told apart by content (never by file name).
+
+    Magic bytes of a video container (:func:`sniff_video`) send it to
+    :func:`hash_video`; anything else is hashed as an image, and bytes that are not
+    an image are probed with FFmpeg once more (formats without a known signature).
+    ``max_pixels`` bounds image pixels and, for videos, the pixels of each frame
+    (default :data:`DEFAULT_MAX_FRAME_PIXELS`). Neither image nor video raises
+    :class:`~safestream.errors.NotAnImageError` saying so.
+    """
+    from safestream.signals.hashing import hash_file
+
+    head = b""
+    # An unreadable path falls through to hash_file, which says precisely what is wrong.
+    with contextlib.suppress(OSError), path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    video_kwargs: dict[str, Any] = {
+        "sample_fps": sample_fps,
+        "fold_bits": fold_bits,
+        "max_side": max_side,
+        "max_frame_pixels": max_pixels or DEFAULT_MAX_FRAME_PIXELS,
+    }
+    if sniff_video(head):
+        return hash_video(path, **video_kwargs)
+    try:
+        return hash_file(
+            path,
+            mode=mode,
+            min_quality=min_quality,
+            dihedral=dihedral,
+            all_frames=all_frames,
+            max_pixels=max_pixels,
+        )
+    except NotAnImageError as exc:
+        # Probed through a file object: FFmpeg would trust a path's extension (a text
+        # file named .jpg "is" a one-frame MJPEG video to it).
+        with path.open("rb") as fh:
+            probe = probe_or_none(fh, str(path))
+            if probe is not None:
+                return hash_video(fh, name=str(path), **video_kwargs)
+        raise NotAnImageError(
+            f"{path}: neither an image nor a video we can read (detected by content, not "
+            "by file name); send a JPEG, PNG, GIF, WebP, TIFF or BMP image, or an MP4, "
+            "MOV, MKV, WebM, AVI or MPEG-TS video"
+        ) from exc
 
 
 def _distance(a: str, b: str) -> int:

@@ -9,11 +9,14 @@ PostgreSQL and by the write lock (``BEGIN IMMEDIATE``) on SQLite, and
 
 from __future__ import annotations
 
+import builtins
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Table, case, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from safestream.cases.model import (
@@ -206,6 +209,8 @@ class CaseRepository:
         for r in rows:
             m = r._mapping
             own = 1 if m["status"] == CaseStatus.REPORTED.value else 0
+            if m["account_id"] is None:
+                own = 0  # no account: no prior reports (and never -1)
             out.append(
                 Case(
                     id=m["id"],
@@ -244,6 +249,86 @@ class CaseRepository:
             query = query.where(CASES.c.account_id == account_id)
         with self.store.engine.connect() as conn:
             return self._load(conn, list(conn.execute(query.limit(limit))))
+
+    def ranked(
+        self,
+        score: Callable[[RankInputs], int],
+        *,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Case]:
+        """The ``limit`` cases with the highest ``score`` (ties: newest id first), loaded.
+
+        Every case of ``status`` (or every case) is ranked, however many there
+        are: one query computes per case what the priority needs (kinds,
+        distinct files, last detection, prior reports on the account) in the
+        database, and its rows are streamed through a bounded heap, so memory
+        holds ``limit`` cases whatever the table's size, and no event is
+        loaded except those of the cases returned.
+        """
+        kinds = {
+            kind: func.max(case((EVENTS.c.kind == kind, 1), else_=0)).label(f"has_{kind}")
+            for kind in ("live", "new", "known")
+        }
+        # Files are events deduplicated by SHA-256; an event without one is a
+        # file of its own (content ids are unique).
+        files = (
+            func.count(func.distinct(EVENTS.c.sha256))
+            + func.coalesce(func.sum(case((EVENTS.c.sha256.is_(None), 1), else_=0)), 0)
+        ).label("files")
+        reported = (
+            select(CASES.c.account_id, func.count().label("n"))
+            .where(CASES.c.status == CaseStatus.REPORTED.value, CASES.c.account_id.is_not(None))
+            .group_by(CASES.c.account_id)
+            .subquery("reported")
+        )
+        query = (
+            select(
+                CASES.c.id,
+                CASES.c.status,
+                CASES.c.account_id,
+                CASES.c.last_seen_at,
+                *kinds.values(),
+                files,
+                func.max(func.coalesce(reported.c.n, 0)).label("reported"),
+            )
+            .select_from(
+                CASES.outerjoin(EVENTS, EVENTS.c.case_id == CASES.c.id).outerjoin(
+                    reported, reported.c.account_id == CASES.c.account_id
+                )
+            )
+            .group_by(CASES.c.id, CASES.c.status, CASES.c.account_id, CASES.c.last_seen_at)
+        )
+        if status is not None:
+            query = query.where(CASES.c.status == status)
+        heap: list[tuple[int, int]] = []
+        with self.store.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=5000).execute(query):
+                m = row._mapping
+                own = (
+                    1
+                    if m["status"] == CaseStatus.REPORTED.value and m["account_id"] is not None
+                    else 0
+                )
+                inputs = RankInputs(
+                    kinds=frozenset(k for k, col in kinds.items() if m[col.name]),
+                    distinct_files=int(m["files"] or 0),
+                    last_seen_at=m["last_seen_at"],
+                    prior_reports=int(m["reported"] or 0) - own,
+                )
+                item = (score(inputs), int(m["id"]))
+                if len(heap) < limit:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+            ids = [i for _, i in sorted(heap, reverse=True)]
+            if not ids:
+                return []
+            rows = {
+                int(r._mapping["id"]): r
+                for r in conn.execute(select(CASES).where(CASES.c.id.in_(ids)))
+            }
+            return self._load(conn, [rows[i] for i in ids if i in rows])
 
     # -- workflow --------------------------------------------------------------
 
@@ -339,6 +424,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class RankInputs:
+    """What a case's priority is computed from (see :meth:`CaseRepository.ranked`)."""
+
+    kinds: frozenset[str]
+    distinct_files: int
+    last_seen_at: datetime
+    prior_reports: int
+
+
+@dataclass(frozen=True)
 class SubmissionState:
     """A report's submission: remote id, finished steps, status."""
 
@@ -389,6 +484,14 @@ def _state(m: Any) -> SubmissionState:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
     )
+
+
+class SubmissionHeld(ConflictError):
+    """Another run holds the report's submission; ``until`` is when its hold expires."""
+
+    def __init__(self, message: str, *, until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class SubmissionRepository:
@@ -454,10 +557,11 @@ class SubmissionRepository:
                 ).first()
                 if row is not None and row._mapping["status"] == "finished":
                     raise ConflictError(f"report {report_id} was already filed")
-                raise ConflictError(
+                raise SubmissionHeld(
                     f"report {report_id} is being submitted by "
                     f"{row._mapping['claimed_by'] if row else 'someone'}; wait for it to end "
-                    "(a crashed run's hold expires) and try again"
+                    "(a crashed run's hold expires) and try again",
+                    until=row._mapping["claimed_until"] if row else None,
                 )
         return self.get(report_id)
 
@@ -574,4 +678,11 @@ def timeline_rows(store: Store) -> list[dict[str, Any]]:
     return list(by_case.values())
 
 
-__all__ = ["CaseRepository", "SubmissionRepository", "SubmissionState", "timeline_rows"]
+__all__ = [
+    "CaseRepository",
+    "RankInputs",
+    "SubmissionHeld",
+    "SubmissionRepository",
+    "SubmissionState",
+    "timeline_rows",
+]

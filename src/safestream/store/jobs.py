@@ -248,11 +248,13 @@ class JobRepository:
         with self.store.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each state."""
+    def counts(self, kinds: tuple[str, ...] | None = None) -> dict[str, int]:
+        """How many jobs are in each state (of the given kinds, or all)."""
+        query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        if kinds is not None:
+            query = query.where(JOBS.c.kind.in_(kinds))
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(JOBS.c.status, func.count()).group_by(JOBS.c.status))
-            return {str(status): int(n) for status, n in rows}
+            return {str(status): int(n) for status, n in conn.execute(query)}
 
     def claim(
         self,

@@ -1,0 +1,214 @@
+"""Live monitoring capacity: N concurrent 720p30 streams at 1 sample/s on this machine.
+
+One synthetic 720p30 H.264 clip (2 s GOP, moving shapes over photo-like backgrounds,
+never real material) is encoded once with PyAV; each stream is the monitor reading
+that file **at real time** (``Source(realtime=True)``): no encoder process runs beside
+the monitor, so the CPU measured is the monitor's own (demux, decode, scale, PDQ, bank
+lookup, classifier) and the pacing sleeps cost nothing.
+
+For each configuration -- (a) PDQ + bank lookup + the default classifier (``opennsfw``),
+(b) PDQ + bank lookup only -- N grows (1, 2, 4, ...) until samples are dropped or the
+p95 frame-arrival-to-verdict latency passes 1 s; the table gives, per N, CPU seconds
+per stream-second (``1 / that`` = streams per core), p50/p95 latency and drops. The
+decoding strategies (every frame, keyframe-aware, lazy) are compared in the same run
+on the same clip, single-threaded, as CPU time and frames decoded.
+
+    .venv/bin/python bench/live.py --seconds 20 --max-streams 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+
+from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
+from safestream.signals.pdq import pdq_from_rgb
+from safestream.signals.synthetic import photo_like
+
+FPS = 30
+W, H = 1280, 720
+
+
+def make_clip(path: Path, seconds: int, gop_s: float) -> None:
+    """Synthetic 720p30: a new background every 3 s, a square moving across it."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": str(int(gop_s * FPS)), "sc_threshold": "0"}
+        background = photo_like(0, W, H)
+        for i in range(seconds * FPS):
+            if i % (3 * FPS) == 0:
+                background = photo_like(i, W, H)
+            frame = background.copy()
+            x = (i * 7) % (W - 120)
+            frame[300:420, x : x + 120] = (230, 40, 40)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def strategies(path: Path) -> list[tuple[str, float, int, int]]:
+    """(strategy, CPU s, frames decoded, samples) for each decoding strategy, + PDQ."""
+    out = []
+    for strategy in ("all", "keyframe", "lazy"):
+        t0 = time.process_time()
+        container = Source(url=str(path)).open()
+        sampler = Sampler(1.0, strategy=strategy)
+        try:
+            for sample in sampler.samples(container):
+                pdq_from_rgb(sample.rgb)
+        finally:
+            container.close()
+        s = sampler.stats
+        out.append((strategy, time.process_time() - t0, s.frames_decoded, s.samples))
+    return out
+
+
+def engine_with_bank(data_dir: Path) -> Any:
+    """An engine over a fresh store with a bank of 10 000 random PDQs (lookups do work)."""
+    import secrets
+
+    from safestream.banks.formats import HashRecord
+    from safestream.engine import Engine
+    from safestream.store.banks import BankRepository
+    from safestream.store.db import Store
+
+    repo = BankRepository(Store.open(data_dir=data_dir))
+    repo.create_bank("bench")
+    repo.add_entries(
+        "bench", [HashRecord("pdq", secrets.token_hex(32), None, None, ()) for _ in range(10_000)]
+    )
+    return Engine(repo)
+
+
+def run(
+    clip: Path, n: int, seconds: float, engine: Any, scorer: Any, workers: int
+) -> dict[str, Any]:
+    """N streams of the clip at real time; CPU per stream-second, latency, drops."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def on_event(e: dict[str, Any]) -> None:
+        if e["event"] == "sample":
+            with lock:
+                latencies.append(e["latency_ms"])
+
+    monitor = Monitor(
+        SampleAnalyzer(engine, scorer),
+        workers=workers,
+        per_stream_queue=2,
+        on_event=on_event,
+    )
+    t0, w0 = time.process_time(), time.perf_counter()
+    for i in range(n):
+        monitor.add(Source(url=str(clip), realtime=True), StreamContext(f"s{i}"))
+    monitor.wait(timeout=seconds * 3 + 60)
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    streams = monitor.streams()
+    monitor.close()
+    lat = sorted(latencies)
+    dropped = sum(s["metrics"]["dropped"] for s in streams)
+    return {
+        "n": n,
+        "cpu_per_stream_s": cpu / (n * seconds),
+        "p50_ms": lat[len(lat) // 2] if lat else float("nan"),
+        "p95_ms": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan"),
+        "dropped": dropped,
+        "samples": sum(s["metrics"]["samples"] for s in streams),
+        "wall_s": wall,
+        "errors": [s["error"] for s in streams if s["error"]],
+    }
+
+
+def ramp(
+    label: str, clip: Path, seconds: float, engine: Any, scorer: Any, args: argparse.Namespace
+) -> dict[str, Any] | None:
+    """Double N until drops or p95 > 1 s; print each step; return the largest good step."""
+    best = None
+    n = 1
+    while n <= args.max_streams:
+        r = run(clip, n, seconds, engine, scorer, args.workers)
+        ok = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
+        print(
+            f"| {label} | {n} | {r['samples']} | {r['dropped']} | {r['cpu_per_stream_s']:.4f} | "
+            f"{1 / r['cpu_per_stream_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+            f"{'ok' if ok else 'over'} |",
+            flush=True,
+        )
+        if not ok:
+            break
+        best = r
+        n *= 2
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=20, help="length of the clip (= of a run)")
+    ap.add_argument("--max-streams", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--skip-classifier", action="store_true")
+    ap.add_argument("--gop", type=float, default=2.0, help="keyframe interval of the clip (s)")
+    args = ap.parse_args()
+    from safestream.classify import combine_scores, load_classifier
+
+    print(f"{os.cpu_count()} CPUs (shared with other work); load {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as d:
+        clip = Path(d) / "clip.ts"
+        make_clip(clip, args.seconds, args.gop)
+        print(
+            f"\nDecoding strategies, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s (+ PDQ):\n"
+        )
+        print("| strategy | CPU s | frames decoded | samples | CPU vs all | frames vs all |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        rows = strategies(clip)
+        base_cpu, base_frames = rows[0][1], rows[0][2]
+        for name, c, frames, samples in rows:
+            print(
+                f"| {name} | {c:.2f} | {frames} | {samples} | {c / base_cpu:.2f} | "
+                f"{frames / base_frames:.2f} |"
+            )
+        engine = engine_with_bank(Path(d) / "data")
+        print(
+            f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
+            f"{args.workers} workers:\n"
+        )
+        print(
+            "| analysis | streams | samples | dropped | CPU s per stream-s | streams/core "
+            "| p50 ms | p95 ms | |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        results = {}
+        if not args.skip_classifier:
+            model = load_classifier("opennsfw")
+
+            def scorer(rgb: Any) -> Any:
+                return combine_scores([model.classify(rgb)])
+
+            results["hash + opennsfw"] = ramp(
+                "hash + opennsfw", clip, args.seconds, engine, scorer, args
+            )
+        results["hash only"] = ramp("hash only", clip, args.seconds, engine, None, args)
+        print("\nLargest N without drops and with p95 <= 1 s:")
+        for label, r in results.items():
+            if r is None:
+                print(f"- {label}: none (even 1 stream dropped samples or was late)")
+            else:
+                print(
+                    f"- {label}: {r['n']} streams; {1 / r['cpu_per_stream_s']:.1f} streams "
+                    f"per core; p95 {r['p95_ms']:.0f} ms"
+                )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""The ``video_check`` job: check an uploaded video too long to check in the request.
+
+``POST /v1/check`` checks a short video at once; a longer one (over
+``SAFESTREAM_VIDEO_SYNC_MAX_S``, or of unknown duration) is written to
+``<upload folder>/video-checks`` (:func:`upload_dir`) and answered 202 with this job. The worker hashes it,
+checks it (:func:`safestream.engine.video.check_video`), records the check and runs
+the policy's actions exactly as the request would have, stores the response body as
+the job's result (``GET /v1/jobs/{id}``), and deletes the uploaded bytes.
+
+Recording is idempotent per ``content_id`` (an attempt that died after recording does
+not record twice); actions run again on such a retry — the webhook job and the review
+item are deduplicated by their own keys, so they are delivered at least once. A video
+that turns out corrupt is a permanent failure: the job goes dead with the decoder's
+message, the bytes are deleted, and no check record is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from safestream.actions.base import ActionEnv, ActionEvent
+from safestream.actions.runner import ActionRunner
+from safestream.actions.webhook import WebhookConfig
+from safestream.engine.check import Engine, EngineOptions
+from safestream.engine.policy import DEFAULT_POLICY, Policy
+from safestream.engine.verdict import ContentContext
+from safestream.engine.video import VideoCheck, check_video
+from safestream.errors import NotFoundError
+from safestream.jobs.bank_import import upload_dir as bank_upload_dir
+from safestream.jobs.base import JobContext, PermanentJobError
+from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
+from safestream.signals.video import DEFAULT_MAX_FRAME_PIXELS, VideoError, hash_video
+from safestream.store.db import Store
+from safestream.store.jobs import Job, JobRepository
+from safestream.store.reviews import ReviewRepository
+from safestream.store.service import CheckRepository
+
+log = logging.getLogger(__name__)
+
+#: The job kind of asynchronous video checks.
+JOB_KIND = "video_check"
+#: A corrupt video fails for good at once; these cover a worker dying mid-check.
+MAX_ATTEMPTS = 3
+ENV_POLICY_FILE = "SAFESTREAM_POLICY_FILE"
+
+
+def upload_dir(store: Store, environ: Mapping[str, str] | None = None) -> Path:
+    """Where uploaded videos wait for their job: ``video-checks`` in the upload folder.
+
+    The upload folder is the one async bank imports use (``SAFESTREAM_UPLOAD_DIR``);
+    with several hosts it must be shared storage, mounted at the same path.
+    """
+    return bank_upload_dir(store, environ) / "video-checks"
+
+
+def save_upload(directory: Path, content_id: str, data: bytes) -> Path:
+    """Write uploaded bytes for a job (temporary name, then rename: never half a file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{content_id}.video"
+    tmp = directory / f".{content_id}.part"
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+@dataclass(frozen=True)
+class CheckSinks:
+    """Where a finished check goes: its record, the policy and the actions."""
+
+    checks: CheckRepository
+    policy: Policy
+    actions: ActionRunner
+
+
+def finish_video_check(
+    checked: VideoCheck,
+    sinks: CheckSinks,
+    *,
+    content_id: str,
+    context: ContentContext,
+    api_key_id: int | None,
+    received_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Decide, record the check (once per content id) and run the actions; the response body.
+
+    The same for the synchronous request and the job, so both give the same answer.
+    """
+    verdict = checked.verdict
+    decision = sinks.policy.decide(verdict, context.surface)
+    body = checked.to_dict()
+    try:
+        sinks.checks.get(content_id)
+    except NotFoundError:
+        sinks.checks.record(
+            content_id=content_id,
+            account_id=context.account_id,
+            username=context.username,
+            profile_url=context.profile_url,
+            ip_address=context.ip_address,
+            source_port=context.source_port,
+            client_timestamp=context.client_timestamp,
+            surface=context.surface,
+            api_key_id=api_key_id,
+            outcome=verdict.outcome,
+            signals=body["signals"],
+            matches=body["matches"],
+            reasons=body["reasons"],
+            scores=verdict.scores,
+        )
+    event = ActionEvent(
+        content_id=content_id,
+        received_at=received_at or datetime.now(UTC),
+        verdict=decision.verdict,
+        outcome=verdict.outcome,
+        rule=decision.rule,
+        matches=body["matches"],
+        context={
+            **context.to_dict(),
+            "client_timestamp": (
+                context.client_timestamp.astimezone(UTC).isoformat()
+                if context.client_timestamp
+                else None
+            ),
+        },
+        flood_window_s=sinks.policy.flood_window_s,
+    )
+    results = sinks.actions.run(decision.actions, event) if decision.actions else []
+    return {
+        "content_id": content_id,
+        "kind": "video",
+        "verdict": decision.verdict,
+        "outcome": verdict.outcome,
+        "actions": [r.action for r in results if r.status in ("done", "queued")],
+        "action_results": [r.to_dict() for r in results],
+        "matches": body["matches"],
+        "suppressed": body["suppressed"],
+        "reasons": body["reasons"] + ([f"policy rule {decision.rule!r}"] if decision.rule else []),
+        "signals": body["signals"],
+        "scores": verdict.scores,
+        "classifications": [],
+        "frame_matches": body["frame_matches"],
+        "videos": body["videos"],
+        "nondisclosure": decision.verdict != "allow"
+        and nondisclosure_applies(sinks.checks.store, identifiers_of(context)),
+    }
+
+
+def context_payload(context: ContentContext) -> dict[str, Any]:
+    """The context as the job payload keeps it (times as ISO 8601 with their zone)."""
+    return context.to_dict()
+
+
+def context_from_payload(raw: Mapping[str, Any]) -> ContentContext:
+    """Inverse of :func:`context_payload`."""
+    ts = raw.get("client_timestamp")
+    return ContentContext(
+        account_id=raw.get("account_id"),
+        username=raw.get("username"),
+        profile_url=raw.get("profile_url"),
+        ip_address=raw.get("ip_address"),
+        source_port=raw.get("source_port"),
+        client_timestamp=datetime.fromisoformat(ts) if ts else None,
+        surface=raw.get("surface"),
+    )
+
+
+class VideoCheckHandler:
+    """Runs video checks in the worker; the engine is built at the first job."""
+
+    kind: str = JOB_KIND
+
+    def __init__(self, store: Store, sinks: CheckSinks, options: EngineOptions) -> None:
+        self.store = store
+        self.sinks = sinks
+        self.options = options
+        self._engine: Engine | None = None
+
+    @classmethod
+    def from_env(cls, store: Store, environ: Mapping[str, str] | None = None) -> VideoCheckHandler:
+        """With the server's policy (``SAFESTREAM_POLICY_FILE``) and webhook configuration."""
+        env = os.environ if environ is None else environ
+        policy_file = env.get(ENV_POLICY_FILE, "").strip()
+        policy = Policy.load(Path(policy_file)) if policy_file else DEFAULT_POLICY
+        actions = ActionRunner(
+            ActionEnv(
+                reviews=ReviewRepository(store),
+                jobs=JobRepository(store),
+                webhook=WebhookConfig.from_env(environ),
+            )
+        )
+        actions.check_config(policy.action_names())
+        return cls(store, CheckSinks(CheckRepository(store), policy, actions), EngineOptions())
+
+    def engine(self) -> Engine:
+        """The engine, built once and brought up to date with the banks before each job."""
+        if self._engine is None:
+            self._engine = Engine.open(self.store, self.options)
+        else:
+            self._engine.refresh()
+        return self._engine
+
+    def run(self, job: Job, ctx: JobContext) -> dict[str, Any] | None:
+        """Hash, check, record, act; the result is the body a short video would have got."""
+        p = job.payload
+        path = Path(str(p["path"]))
+        content_id = str(p["content_id"])
+        if not path.is_file():
+            # An attempt that finished but died before completing the job deleted it.
+            try:
+                record = self.sinks.checks.get(content_id)
+            except NotFoundError:
+                raise PermanentJobError(
+                    f"the uploaded video {path.name} is gone (was the upload folder "
+                    f"cleaned?); send the video again"
+                ) from None
+            return {"content_id": content_id, "kind": "video", "record": record}
+        ctx.check()
+        try:
+            hashes = hash_video(
+                path,
+                sample_fps=float(p.get("sample_fps", 1.0)),
+                max_frame_pixels=int(p.get("max_frame_pixels") or DEFAULT_MAX_FRAME_PIXELS),
+                name="the uploaded video",
+            )
+        except VideoError as exc:
+            path.unlink(missing_ok=True)
+            raise PermanentJobError(str(exc)) from None
+        ctx.check()
+        checked = check_video(self.engine(), hashes, context_from_payload(p["context"]))
+        received = p.get("received_at")
+        body = finish_video_check(
+            checked,
+            self.sinks,
+            content_id=content_id,
+            context=context_from_payload(p["context"]),
+            api_key_id=p.get("api_key_id"),
+            received_at=datetime.fromisoformat(received) if received else None,
+        )
+        with contextlib.suppress(OSError):
+            path.unlink()
+        log.info(
+            "video check done",
+            extra={"job_id": job.id, "outcome": body["outcome"], "frames": len(hashes.frames)},
+        )
+        return body
