@@ -146,6 +146,18 @@ def reports_group() -> None:
     help="A text file with the relevant conversation.",
 )
 @click.option("--files-viewed/--files-not-viewed", default=None)
+@click.option(
+    "--publicly-available/--not-publicly-available",
+    default=None,
+    help="Whether the files were publicly available [default: not recorded].",
+)
+@click.option(
+    "--incident-type",
+    type=click.Choice(["child_pornography", "online_enticement", "child_sex_trafficking"]),
+    default="child_pornography",
+    show_default=True,
+)
+@click.option("--additional-info", default=None, help="Free text for the investigator.")
 @click.pass_obj
 def reports_build(
     obj: Any,
@@ -154,12 +166,15 @@ def reports_build(
     platform: str | None,
     chat_file: Path | None,
     files_viewed: bool | None,
+    publicly_available: bool | None,
+    incident_type: str,
+    additional_info: str | None,
 ) -> None:
     """Build and store a report of a confirmed case; prints it with its findings."""
     from pydantic import ValidationError
 
     from safestream.reports.build import BuildOptions, reporter_from_env
-    from safestream.reports.model import Reporter
+    from safestream.reports.model import IncidentType, Reporter
     from safestream.reports.service import ReportService
 
     with _errors():
@@ -176,6 +191,9 @@ def reports_build(
             platform=platform,
             chat_excerpt=excerpt,
             files_viewed_by_esp=files_viewed,
+            publicly_available=publicly_available,
+            incident_type=IncidentType[incident_type.upper()],
+            additional_info=additional_info,
         )
         _json(ReportService(_cases(obj)).build(case_id, options, actor=_actor()).to_dict())
 

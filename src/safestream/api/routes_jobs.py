@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from safestream.api.deps import ServiceState, roles, state
 from safestream.api.schemas import (
@@ -28,7 +29,13 @@ from safestream.api.schemas import (
 from safestream.auth import Role
 from safestream.errors import NotFoundError
 from safestream.jobs import bank_import, batch_scan, report_submit, video_check
-from safestream.jobs.batch_scan import ScanPathError, resolve_scan_path, scan_roots
+from safestream.jobs.batch_scan import (
+    CONTEXT_FIELDS,
+    ScanPathError,
+    resolve_scan_path,
+    scan_context,
+    scan_roots,
+)
 from safestream.store.jobs import Job, JobRepository
 from safestream.store.scans import ScanResultRepository
 from safestream.store.service import ApiKey
@@ -95,6 +102,21 @@ def _visible_job(st: ServiceState, key: ApiKey, job_id: int, kind: str | None = 
     return job
 
 
+class ScanJobIn(ScanIn):
+    """A batch scan, optionally naming whose stored media it is (carried into cases)."""
+
+    account_id: str | None = Field(
+        default=None, min_length=1, max_length=CONTEXT_FIELDS["account_id"]
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=CONTEXT_FIELDS["username"])
+    profile_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CONTEXT_FIELDS["profile_url"],
+        examples=["https://example.com/u/alice"],
+    )
+
+
 READ = roles(Role.CURATOR, Role.INTEGRATOR, Role.LE_LIAISON)
 SCAN = roles(Role.INTEGRATOR)
 
@@ -130,7 +152,7 @@ def get_job(job_id: int, request: Request, st: State) -> dict[str, Any]:
     **SCAN,
 )
 def create_scan(
-    body: ScanIn,
+    body: ScanJobIn,
     request: Request,
     st: State,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -139,12 +161,16 @@ def create_scan(
 
     403 when scans are disabled (no roots) or the path is outside every root;
     400 when it does not exist or is not absolute. With an ``Idempotency-Key``
-    header, a repeated request gives the same job.
+    header, a repeated request gives the same job. ``account_id``,
+    ``username`` and ``profile_url`` name whose stored media is scanned: a
+    file that matches becomes a check record (``surface="scan"``) with them,
+    and so a case for that account.
     """
     try:
         real = resolve_scan_path(body.path, scan_roots())
     except ScanPathError as exc:
         raise HTTPException(403, str(exc)) from None
+    context = scan_context(body.model_dump())
     key = _key(request)
     payload = {
         "path": str(real),
@@ -152,10 +178,11 @@ def create_scan(
         "mode": body.mode,
         "dihedral": body.dihedral,
         "api_key_id": key.id,
+        **{k: v for k, v in context.items() if v is not None},
     }
     ident = None
     if idempotency_key:
-        parts = [key.id, idempotency_key, str(real), body.mode, body.dihedral]
+        parts = [key.id, idempotency_key, str(real), body.mode, body.dihedral, context]
         digest = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
         ident = f"{batch_scan.JOB_KIND}:{digest}"
     job, created = JobRepository(st.store).enqueue(

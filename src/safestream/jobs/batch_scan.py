@@ -12,6 +12,14 @@ Results go to the ``scan_results`` table, unique per job and path, in
 transactions of up to :data:`FLUSH_FILES` files. A worker killed mid-scan
 loses at most the files of its last unflushed batch; the next attempt skips
 every file that already has a result, and no file is ever recorded twice.
+
+A file that matched a bank (or that a classifier flagged) also becomes a
+check record with ``surface="scan"``, written with its result, so
+``CaseService.sync`` groups it into a case. The job may name whose stored
+media it scans (``account_id``, ``username``, ``profile_url``); the record
+carries them, and the file's path in its signals (``scan_path``) and reasons.
+Its content id is derived from the job and path, so a retried job adds no
+second record. Clean files and errors make no check record.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safestream.cases.model import CaseConfig, detection_kind
 from safestream.engine.check import Engine, EngineOptions
 from safestream.errors import ConfigError, InputError
 from safestream.jobs.base import JobContext, PermanentJobError
@@ -47,6 +57,11 @@ FLUSH_FILES = 200
 #: ... or after this many seconds, whichever comes first.
 FLUSH_INTERVAL_S = 2.0
 MAX_ATTEMPTS = 5
+#: The check-record surface of batch-scan detections.
+SURFACE = "scan"
+#: Optional job fields naming whose stored media is scanned, and their length limits.
+CONTEXT_FIELDS: dict[str, int] = {"account_id": 200, "username": 200, "profile_url": 2048}
+_CONTENT_IDS = uuid.UUID("9b7f6f0e-3c1d-5a8e-9f43-5ca9b7c1d2e0")
 
 
 class ScanPathError(InputError):
@@ -96,6 +111,30 @@ def resolve_scan_path(raw: str, roots: list[Path]) -> Path:
             f"({ENV_SCAN_ROOTS})"
         )
     return real
+
+
+def scan_context(payload: Mapping[str, Any]) -> dict[str, str | None]:
+    """The job's ``account_id``, ``username`` and ``profile_url`` (each optional).
+
+    Raises InputError for a value that is not a non-empty string or is too long.
+    """
+    out: dict[str, str | None] = {}
+    for name, limit in CONTEXT_FIELDS.items():
+        value = payload.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InputError(f"the scan's {name} must be a non-empty string, got {value!r:.100}")
+        if value is not None and len(value) > limit:
+            raise InputError(f"the scan's {name} is longer than {limit} characters")
+        out[name] = value
+    url = out["profile_url"]
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise InputError(f"the scan's profile_url must be an http(s) URL, got {url[:100]!r}")
+    return out
+
+
+def scan_content_id(job_id: int, path: str) -> str:
+    """The check record's content id of a file of a scan job (the same on every attempt)."""
+    return str(uuid.uuid5(_CONTENT_IDS, f"{job_id}:{path_digest(path)}"))
 
 
 class BatchScanHandler:
@@ -154,11 +193,13 @@ class BatchScanHandler:
                 max_pixels=None if max_pixels is None else int(max_pixels),
             )
             root = resolve_scan_path(str(p["path"]), self.roots())
+            context = scan_context(p)
+            threshold = CaseConfig.from_env().classifier_threshold
         except (KeyError, TypeError, ValueError, InputError, ConfigError) as exc:
             raise PermanentJobError(f"batch scan refused: {exc}") from None
         with self._lock:
             engine = self._engine_for(options)
-            return self._scan(job, ctx, engine, root)
+            return self._scan(job, ctx, engine, root, context, threshold)
 
     def _engine_for(self, options: EngineOptions) -> Engine:
         if self._engine is None:
@@ -168,25 +209,37 @@ class BatchScanHandler:
             self._engine.options = options
         return self._engine
 
-    def _scan(self, job: Job, ctx: JobContext, engine: Engine, root: Path) -> dict[str, Any]:
+    def _scan(
+        self,
+        job: Job,
+        ctx: JobContext,
+        engine: Engine,
+        root: Path,
+        context: dict[str, str | None],
+        threshold: float,
+    ) -> dict[str, Any]:
         done = self.results.done_digests(job.id)
         skipped = len(done)
         todo = (f for f in iter_files([root]) if path_digest(str(f)) not in done)
         batch: list[tuple[str, str, dict[str, Any]]] = []
+        checks: dict[str, dict[str, Any]] = {}
         flushed_at = time.monotonic()
         scanned = 0
 
         def flush() -> None:
-            nonlocal batch, flushed_at
+            nonlocal batch, checks, flushed_at
             ctx.check()  # taken over: stop before writing (the other attempt will)
-            self.results.add(job.id, batch)
-            batch = []
+            self.results.add(job.id, batch, checks=checks)
+            batch, checks = [], {}
             flushed_at = time.monotonic()
             ctx.progress({"path": str(root), "files_done": skipped + scanned})
 
         def on_record(record: ScanRecord) -> None:
             nonlocal scanned
             batch.append((record.path, record.outcome, record.to_dict()))
+            fields = self._check_fields(job, record, context, threshold)
+            if fields is not None:
+                checks[record.path] = fields
             scanned += 1
             if len(batch) >= FLUSH_FILES or time.monotonic() - flushed_at >= FLUSH_INTERVAL_S:
                 flush()
@@ -201,12 +254,45 @@ class BatchScanHandler:
             "resumed_after_files": skipped,
         }
 
+    @staticmethod
+    def _check_fields(
+        job: Job, record: ScanRecord, context: dict[str, str | None], threshold: float
+    ) -> dict[str, Any] | None:
+        """The check record of a detection (a match or a classifier flag); None otherwise."""
+        v = record.verdict
+        if v is None:
+            return None
+        kind = detection_kind(
+            outcome=v.outcome, surface=SURFACE, scores=v.scores, threshold=threshold
+        )
+        if kind is None:
+            return None
+        body = v.to_dict()
+        key_id = job.payload.get("api_key_id")
+        return {
+            "content_id": scan_content_id(job.id, record.path),
+            **context,
+            "ip_address": None,
+            "source_port": None,
+            "client_timestamp": None,
+            "surface": SURFACE,
+            "api_key_id": key_id if isinstance(key_id, int) else None,
+            "outcome": v.outcome,
+            "signals": {**body["signals"], "scan_path": record.path, "scan_job_id": job.id},
+            "matches": body["matches"],
+            "reasons": [*body["reasons"], f"batch scan job {job.id} found {record.path}"],
+            "scores": body["scores"],
+        }
+
 
 __all__ = [
     "ENV_SCAN_ROOTS",
     "JOB_KIND",
+    "SURFACE",
     "BatchScanHandler",
     "ScanPathError",
     "resolve_scan_path",
+    "scan_content_id",
+    "scan_context",
     "scan_roots",
 ]

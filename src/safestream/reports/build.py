@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
+from pydantic import ValidationError
+
 from safestream.cases.model import Case, CaseEvent, CaseStatus, EventKind
-from safestream.errors import ConfigError, ConflictError
+from safestream.errors import ConfigError, ConflictError, InputError
 from safestream.reports.model import (
     ChatIncident,
     Contact,
@@ -115,7 +118,21 @@ def _detected_by(events: list[CaseEvent]) -> list[str]:
 
 
 def build_report(case: Case, options: BuildOptions) -> Report:
-    """A report of a confirmed case: one incident, its accounts, its distinct files."""
+    """A report of a confirmed case: one incident, its accounts, its distinct files.
+
+    Raises ConflictError for a case that is not confirmed, InputError naming
+    the field when an option does not fit the report model (e.g. too long).
+    """
+    try:
+        return _build_report(case, options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'report'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"cannot build a report of case {case.id}: {problems}") from None
+
+
+def _build_report(case: Case, options: BuildOptions) -> Report:
     if case.status not in (CaseStatus.CONFIRMED, CaseStatus.REPORTED):
         raise ConflictError(
             f"case {case.id} is {case.status!r}: only a confirmed case can be reported"
@@ -125,9 +142,12 @@ def build_report(case: Case, options: BuildOptions) -> Report:
     for group in case.files().values():
         first = group[0]
         hashes = first.record.get("hashes") or {}
+        scanned = first.record.get("file") or {}
         files.append(
             ReportFile(
-                upload_date_time=first.observed_at,
+                # A batch scan finds stored media: its time is the scan's, not the upload's.
+                original_file_name=PurePath(scanned["path"]).name[:500] if scanned else None,
+                upload_date_time=None if scanned else first.observed_at,
                 md5=hashes.get("md5"),
                 sha1=hashes.get("sha1"),
                 sha256=hashes.get("sha256"),

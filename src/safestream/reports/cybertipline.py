@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from safestream.errors import InputError
-from safestream.reports.model import Contact, IpCaptureEvent, Report, ReportFile
+from safestream.reports.model import (
+    Contact,
+    ContactPoint,
+    IpCaptureEvent,
+    Report,
+    ReportedPerson,
+    ReportFile,
+)
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
@@ -64,6 +71,41 @@ def _ip_event(parent: ET.Element, ev: IpCaptureEvent) -> None:
         _sub(el, "port", ev.port)
 
 
+def _contact_point(parent: ET.Element, tag: str, point: ContactPoint) -> None:
+    attrs = {} if point.verified is None else {"verified": "true" if point.verified else "false"}
+    _sub(parent, tag, point.value, **attrs)
+
+
+def _reported_person(el: ET.Element, person: ReportedPerson) -> None:
+    if person.esp_identifier:
+        _sub(el, "espIdentifier", person.esp_identifier)
+    if person.screen_name:
+        _sub(el, "screenName", person.screen_name)
+    if person.display_name:
+        _sub(el, "displayName", person.display_name)
+    for url in person.profile_urls:
+        _sub(el, "profileUrl", url)
+    for email in person.emails:
+        _contact_point(el, "email", email)
+    for phone in person.phones:
+        _contact_point(el, "phone", phone)
+    for ev in person.ip_capture_events:
+        _ip_event(el, ev)
+    for device in person.device_ids:
+        dev = _sub(el, "deviceId")
+        _sub(dev, "idType", device.id_type)
+        _sub(dev, "idValue", device.value)
+    disabled = person.account_disabled
+    if disabled is not None:
+        tag = "accountPermanentlyDisabled" if disabled.permanent else "accountTemporarilyDisabled"
+        acc = _sub(el, tag)
+        _sub(acc, "disabledDate", disabled.disabled_at)
+        if disabled.user_notified is not None:
+            _sub(acc, "userNotified", disabled.user_notified)
+        if disabled.user_notified_at is not None:
+            _sub(acc, "userNotifiedDate", disabled.user_notified_at)
+
+
 def report_element(report: Report) -> ET.Element:
     """The ``<report>`` element, children in the schema's order (as modelled)."""
     root = ET.Element("report")
@@ -79,7 +121,7 @@ def report_element(report: Report) -> ET.Element:
         _sub(annotations, "liveStreaming")
     if inc.incident_date_time is not None:
         _sub(summary, "incidentDateTime", inc.incident_date_time)
-    if report.web_page_url or report.chat is not None:
+    if report.web_page_url or report.chat is not None or report.peer_to_peer is not None:
         internet = _sub(root, "internetDetails")
         if report.web_page_url:
             _sub(_sub(internet, "webPageIncident"), "url", report.web_page_url)
@@ -89,22 +131,25 @@ def report_element(report: Report) -> ET.Element:
                 _sub(chat, "chatClient", report.chat.chat_client)
             if report.chat.excerpt:
                 _sub(chat, "content", report.chat.excerpt)
+        if report.peer_to_peer is not None:
+            p2p = _sub(internet, "peer2peerIncident")
+            if report.peer_to_peer.client:
+                _sub(p2p, "client", report.peer_to_peer.client)
+            for ev in report.peer_to_peer.ip_capture_events:
+                _ip_event(p2p, ev)
+            for name in report.peer_to_peer.file_names:
+                _sub(p2p, "fileName", name)
     reporter = _sub(root, "reporter")
     _person(reporter, "reportingPerson", report.reporter.contact)
     if report.reporter.emergency_contact is not None:
         _person(reporter, "contactPerson", report.reporter.emergency_contact)
-    for person in report.persons:
-        el = _sub(root, "personOrUserReported")
-        if person.esp_identifier:
-            _sub(el, "espIdentifier", person.esp_identifier)
-        if person.screen_name:
-            _sub(el, "screenName", person.screen_name)
-        if person.display_name:
-            _sub(el, "displayName", person.display_name)
-        for url in person.profile_urls:
-            _sub(el, "profileUrl", url)
-        for ev in person.ip_capture_events:
-            _ip_event(el, ev)
+    for tag, people in (
+        ("personOrUserReported", report.persons),
+        ("intendedRecipient", report.intended_recipients),
+        ("victim", report.victims),
+    ):
+        for person in people:
+            _reported_person(_sub(root, tag), person)
     info = [report.additional_info or ""]
     if inc.how_detected:
         info.append(f"Detected by: {inc.how_detected}")

@@ -51,6 +51,30 @@ class IpCaptureEvent(_Model):
     possible_proxy: bool | None = None
 
 
+class ContactPoint(_Model):
+    """An email address or phone number of a person, and whether the platform verified it."""
+
+    value: str = Field(min_length=1, max_length=300)
+    verified: bool | None = None
+
+
+class DeviceId(_Model):
+    """A device identifier seen for an account (e.g. ``IMEI``, ``IDFA``, ``Android ID``)."""
+
+    id_type: str = Field(min_length=1, max_length=64)
+    value: str = Field(min_length=1, max_length=300)
+
+
+class AccountDisabled(_Model):
+    """The platform disabled the reported account: when, for good or not, and was the user told."""
+
+    disabled_at: AwareDatetime
+    permanent: bool = True
+    #: Whether the user was told (None: not recorded).
+    user_notified: bool | None = None
+    user_notified_at: AwareDatetime | None = None
+
+
 class ReportedPerson(_Model):
     """A reported account."""
 
@@ -58,7 +82,12 @@ class ReportedPerson(_Model):
     screen_name: str | None = Field(default=None, max_length=200)
     display_name: str | None = Field(default=None, max_length=200)
     profile_urls: list[str] = Field(default_factory=list, max_length=100)
+    emails: list[ContactPoint] = Field(default_factory=list, max_length=100)
+    phones: list[ContactPoint] = Field(default_factory=list, max_length=100)
     ip_capture_events: list[IpCaptureEvent] = Field(default_factory=list, max_length=10_000)
+    device_ids: list[DeviceId] = Field(default_factory=list, max_length=100)
+    #: Whether and when the platform disabled the account (None: not disabled or not recorded).
+    account_disabled: AccountDisabled | None = None
 
 
 class ReportFile(_Model):
@@ -87,6 +116,14 @@ class ChatIncident(_Model):
     excerpt: str | None = Field(default=None, max_length=100_000)
 
 
+class PeerToPeerIncident(_Model):
+    """A peer-to-peer incident: the client and the peers' IP capture events."""
+
+    client: str | None = Field(default=None, max_length=200)
+    ip_capture_events: list[IpCaptureEvent] = Field(default_factory=list, max_length=10_000)
+    file_names: list[str] = Field(default_factory=list, max_length=1000)
+
+
 class IncidentSummary(_Model):
     """What happened, when and how it was found."""
 
@@ -107,17 +144,26 @@ class Report(_Model):
     incident: IncidentSummary
     web_page_url: str | None = Field(default=None, max_length=2048)
     chat: ChatIncident | None = None
+    peer_to_peer: PeerToPeerIncident | None = None
     persons: list[ReportedPerson] = Field(default_factory=list, max_length=100)
+    #: People the reported person sent the content to, when known.
+    intended_recipients: list[ReportedPerson] = Field(default_factory=list, max_length=100)
+    #: Victims, when the platform knows them (an account, a screen name).
+    victims: list[ReportedPerson] = Field(default_factory=list, max_length=100)
     files: list[ReportFile] = Field(default_factory=list, max_length=10_000)
     additional_info: str | None = Field(default=None, max_length=100_000)
 
 
 __all__ = [
+    "AccountDisabled",
     "ChatIncident",
     "Contact",
+    "ContactPoint",
+    "DeviceId",
     "IncidentSummary",
     "IncidentType",
     "IpCaptureEvent",
+    "PeerToPeerIncident",
     "Report",
     "ReportFile",
     "ReportedPerson",

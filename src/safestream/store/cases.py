@@ -53,7 +53,7 @@ CURSOR_KEY = "cases.check_cursor"
 
 def _check_record(m: Any) -> dict[str, Any]:
     signals = dict(m["signals"] or {})
-    return {
+    out: dict[str, Any] = {
         "received_at": m["received_at"].isoformat(),
         "context": {
             "account_id": m["account_id"],
@@ -70,7 +70,12 @@ def _check_record(m: Any) -> dict[str, Any]:
         "hashes": {k: signals.get(k) for k in ("md5", "sha1", "sha256", "pdq")},
         "matches": list(m["matches"] or []),
         "scores": m["scores"],
+        "reasons": list(m["reasons"] or []),
     }
+    if signals.get("scan_path"):
+        # A batch-scan detection: where the reviewer finds the file.
+        out["file"] = {"path": signals["scan_path"], "scan_job_id": signals.get("scan_job_id")}
+    return out
 
 
 def _event(m: Any) -> CaseEvent:

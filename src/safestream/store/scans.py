@@ -1,4 +1,10 @@
-"""SQL of batch-scan results: one row per job and file, paged reads, counts."""
+"""SQL of batch-scan results: one row per job and file, paged reads, counts.
+
+A file that matched (or that a classifier flagged) also gets a check record
+(``surface="scan"``) in the same transaction as its result, so the cases
+ingester groups it into a case like an upload; both are written exactly once
+per job and file.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from safestream.store.db import Store
-from safestream.store.models import ScanResultRow, utcnow
+from safestream.store.models import CheckRow, ScanResultRow, utcnow
 
 RESULTS = cast(Table, ScanResultRow.__table__)
+CHECKS = cast(Table, CheckRow.__table__)
 
 
 def path_digest(path: str) -> str:
@@ -50,11 +57,19 @@ class ScanResultRepository:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def add(self, job_id: int, records: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+    def add(
+        self,
+        job_id: int,
+        records: Iterable[tuple[str, str, dict[str, Any]]],
+        *,
+        checks: dict[str, dict[str, Any]] | None = None,
+    ) -> int:
         """Store ``(path, outcome, record)`` rows in one transaction; returns how many were new.
 
         A path the job already has is skipped (a resumed or repeated attempt),
-        never stored twice.
+        never stored twice. ``checks`` maps a path to the fields of its check
+        record (a detection); it is stored in the same transaction, only when
+        the path's result is new, and never twice for one ``content_id``.
         """
         now = utcnow()
         rows = [
@@ -74,12 +89,23 @@ class ScanResultRepository:
         stmt = (
             dialect.insert(RESULTS)
             .on_conflict_do_nothing(index_elements=["job_id", "path_sha256"])
-            .returning(RESULTS.c.id)
+            .returning(RESULTS.c.path_sha256)
         )
         with self.store.engine.begin() as conn:
             # RETURNING counts the rows really inserted (rowcount of an
             # executemany is not reliable across drivers).
-            return len(conn.execute(stmt, rows).all())
+            new = {str(d) for d in conn.execute(stmt, rows).scalars()}
+            detections = [
+                {"received_at": now, **fields}
+                for path, fields in (checks or {}).items()
+                if path_digest(path) in new
+            ]
+            if detections:
+                conn.execute(
+                    dialect.insert(CHECKS).on_conflict_do_nothing(index_elements=["content_id"]),
+                    detections,
+                )
+            return len(new)
 
     def done_digests(self, job_id: int) -> set[str]:
         """Path digests of the files this job has results for."""
