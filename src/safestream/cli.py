@@ -474,6 +474,13 @@ def _csv_row(rec: Any) -> list[str]:
     help="Queue a batch_scan job per path for 'safestream worker' instead of scanning here "
     "(paths must be inside SAFESTREAM_SCAN_ROOTS).",
 )
+@click.option(
+    "--account-id",
+    default=None,
+    help="With --queue: whose stored media this is (matches become that account's cases).",
+)
+@click.option("--username", default=None, help="With --queue: the account's username.")
+@click.option("--profile-url", default=None, help="With --queue: the account's profile URL.")
 @click.pass_obj
 def scan_cmd(
     obj: _Ctx,
@@ -488,6 +495,9 @@ def scan_cmd(
     no_progress: bool,
     video_fps: float,
     queue: bool,
+    account_id: str | None,
+    username: str | None,
+    profile_url: str | None,
 ) -> None:
     """Scan image and video files and folders (recursively) against every enabled bank.
 
@@ -502,9 +512,15 @@ def scan_cmd(
     from safestream.engine.check import Engine, EngineOptions
     from safestream.scan import iter_files, scan
 
+    context = {"account_id": account_id, "username": username, "profile_url": profile_url}
     if queue:
-        _queue_scans(obj, paths, mode, dihedral, min_quality, max_pixels)
+        _queue_scans(obj, paths, mode, dihedral, min_quality, max_pixels, context)
         return
+    if any(v is not None for v in context.values()):
+        raise click.UsageError(
+            "--account-id, --username and --profile-url only apply with --queue "
+            "(a local scan writes nothing to the store)"
+        )
     with _errors():
         for p in paths:
             if not p.exists():
@@ -596,11 +612,19 @@ def _queue_scans(
     dihedral: bool,
     min_quality: int,
     max_pixels: int | None,
+    context: dict[str, str | None],
 ) -> None:
-    from safestream.jobs.batch_scan import JOB_KIND, MAX_ATTEMPTS, resolve_scan_path, scan_roots
+    from safestream.jobs.batch_scan import (
+        JOB_KIND,
+        MAX_ATTEMPTS,
+        resolve_scan_path,
+        scan_context,
+        scan_roots,
+    )
     from safestream.store.jobs import JobRepository
 
     with _errors():
+        given = {k: v for k, v in scan_context(context).items() if v is not None}
         roots = scan_roots()
         # Checked here to fail early; the worker checks again when it runs.
         real = [resolve_scan_path(str(p.absolute()), roots) for p in paths]
@@ -613,6 +637,7 @@ def _queue_scans(
                 "dihedral": dihedral,
                 "min_quality": min_quality,
                 "max_pixels": max_pixels,
+                **given,
             }
             job, _ = repo.enqueue(JOB_KIND, payload, max_attempts=MAX_ATTEMPTS)
             queued.append({**job.to_dict(), "path": str(path)})
