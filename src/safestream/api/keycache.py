@@ -5,15 +5,24 @@ time. Valid keys are cached by digest; the refresh loop (every
 ``refresh_interval_s``) evicts keys revoked by any process, and a revocation
 through this process evicts at once. Entries also expire after ``ttl_s``.
 Unknown keys are never cached, so a new key works at once everywhere.
+
+Logins are audited here: a key's first successful use by this process in a UTC
+day appends ``api_key.login`` to the audit chain (once a day per key and
+process, not per request: the chain records who had access, without one event
+per call).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from datetime import UTC, date, datetime
 
 from safestream.auth import key_digest
 from safestream.store.service import ApiKey, KeyRepository
+
+log = logging.getLogger(__name__)
 
 
 class KeyCache:
@@ -24,6 +33,8 @@ class KeyCache:
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[ApiKey, float]] = {}
         self._lock = threading.Lock()
+        #: Key id -> the UTC day of its last audited login by this process.
+        self._logins: dict[int, date] = {}
 
     def cached(self, key: str) -> ApiKey | None:
         """The cached live key for ``key``, or None (not cached, or expired)."""
@@ -44,7 +55,21 @@ class KeyCache:
         if found is not None:
             with self._lock:
                 self._cache[digest] = (found, now + self.ttl_s)
+            self._audit_login(found)
         return found
+
+    def _audit_login(self, key: ApiKey) -> None:
+        today = datetime.now(UTC).date()
+        with self._lock:
+            if self._logins.get(key.id) == today:
+                return
+            self._logins[key.id] = today
+        try:
+            self.keys.record_login(key)
+        except Exception:  # the audit write failing must not lock the key out
+            log.exception("could not audit the login of API key %s", key.id)
+            with self._lock:
+                self._logins.pop(key.id, None)
 
     def evict(self, key_ids: set[int]) -> None:
         """Forget cached keys with these ids."""

@@ -104,6 +104,15 @@ class KeyRepository:
             detail={"prefix": record.prefix, "role": record.role.value, "name": record.name},
         )
 
+    def record_login(self, record: ApiKey) -> None:
+        """Audit that a key authenticated (its first use by a server process in a UTC day)."""
+        self._audit(
+            f"key:{record.id}",
+            "api_key.login",
+            record,
+            "first use of the key by this server process today (UTC)",
+        )
+
     def revoked_among(self, key_ids: set[int]) -> set[int]:
         """Which of ``key_ids`` are revoked (or deleted)."""
         with self.store.session() as session:
