@@ -67,3 +67,43 @@ def record_check(
     with store.session() as s:
         s.execute(update(CheckRow).where(CheckRow.content_id == content_id).values(received_at=at))
     return content_id
+
+
+def record_live(
+    store: Store,
+    *,
+    stream_id: str = "cam-1",
+    account: str = "acct-live",
+    started: datetime = T0,
+    sample_times_s: tuple[float, ...] = (12.0, 13.0),
+    at: datetime = T0 + timedelta(seconds=15),
+) -> str:
+    """A live detection written as the live monitor's ``open_case`` does; its content id."""
+    from safestream.live.cases import LiveCaseWriter
+    from safestream.live.ingest import StreamContext
+    from safestream.live.monitor import ActionRequest
+
+    ctx = StreamContext(
+        stream_id,
+        account_id=account,
+        username=f"user-{account}",
+        profile_url=f"https://example.com/u/{account}",
+        ip_address="203.0.113.9",
+        source_port=40123,
+        started_at=started,
+    )
+    request = ActionRequest(
+        action="open_case",
+        verdict="flagged",
+        context=ctx,
+        source="synthetic:testsrc2",
+        sample_times_s=sample_times_s,
+        matches=(),
+        frame_pdqs=tuple(hashes(int(t))["pdq"] for t in sample_times_s),
+        frame_scores=tuple({"nudity": 0.99} for _ in sample_times_s),
+        detected_at=at,
+    )
+    content_id = LiveCaseWriter(CheckRepository(store)).write(request).content_id
+    with store.session() as s:
+        s.execute(update(CheckRow).where(CheckRow.content_id == content_id).values(received_at=at))
+    return content_id

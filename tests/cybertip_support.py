@@ -49,6 +49,13 @@ _PERSON = """
     <xs:element name="port" type="xs:int" minOccurs="0"/>
   </xs:sequence></xs:complexType>
   <xs:complexType name="empty"/>
+  <xs:complexType name="userReported"><xs:sequence>
+    <xs:element name="espIdentifier" type="xs:string" minOccurs="0"/>
+    <xs:element name="screenName" type="xs:string" minOccurs="0"/>
+    <xs:element name="displayName" type="xs:string" minOccurs="0"/>
+    <xs:element name="profileUrl" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
+    <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
+  </xs:sequence></xs:complexType>
 """
 
 #: Our own schema of what we emit, in the order we emit it.
@@ -73,6 +80,31 @@ TEST_XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
         <xs:element name="chatClient" type="xs:string" minOccurs="0"/>
         <xs:element name="content" type="xs:string" minOccurs="0"/>
       </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="peer2peerIncident" minOccurs="0"><xs:complexType><xs:sequence>
+        <xs:element name="client" type="xs:string" minOccurs="0"/>
+        <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
+        <xs:element name="fileName" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="liveStreamIncident" minOccurs="0" maxOccurs="unbounded">
+        <xs:complexType><xs:sequence>
+          <xs:element name="streamType">
+            <xs:simpleType><xs:restriction base="xs:string">
+              <xs:enumeration value="liveStream"/><xs:enumeration value="videoCall"/>
+            </xs:restriction></xs:simpleType>
+          </xs:element>
+          <xs:element name="platform" type="xs:string" minOccurs="0"/>
+          <xs:element name="streamId" type="xs:string" minOccurs="0"/>
+          <xs:element name="startDateTime" type="xs:dateTime" minOccurs="0"/>
+          <xs:element name="endDateTime" type="xs:dateTime" minOccurs="0"/>
+          <xs:element name="otherViewersPresent" type="xs:boolean" minOccurs="0"/>
+          <xs:element name="detectionDateTime" type="xs:dateTime" minOccurs="0"
+                      maxOccurs="unbounded"/>
+          <xs:element name="streamOffsetSeconds" type="xs:decimal" minOccurs="0"
+                      maxOccurs="unbounded"/>
+          <xs:element name="viewerOrPayer" type="userReported" minOccurs="0"
+                      maxOccurs="unbounded"/>
+        </xs:sequence></xs:complexType>
+      </xs:element>
     </xs:sequence></xs:complexType></xs:element>
     <xs:element name="reporter"><xs:complexType><xs:sequence>
       <xs:element name="reportingPerson" type="person"/>

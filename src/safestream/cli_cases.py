@@ -221,6 +221,27 @@ def reports_export(obj: Any, report_id: int, fmt: str, out: Path | None) -> None
             out.write_text(text, encoding="utf-8")
 
 
+@reports_group.command("edit")
+@click.argument("report_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def reports_edit(obj: Any, report_id: int, file: Path) -> None:
+    """Complete a stored report with a JSON merge patch FILE (RFC 7396; audited).
+
+    Objects merge, arrays and values replace, null removes. The edited report
+    is validated against the model (``safestream reports schema``) and its
+    quality findings are printed. Refused once the report is filed or while a
+    submission of it is queued or running; nothing is written on a refusal.
+    """
+    from safestream.reports.service import ReportService
+
+    with _errors():
+        stored, changed = ReportService(_cases(obj)).amend(
+            report_id, _read_json(file), actor=_actor()
+        )
+        _json(stored.to_dict() | {"changed": changed})
+
+
 @reports_group.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def reports_check(file: Path) -> None:

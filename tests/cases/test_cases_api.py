@@ -52,7 +52,7 @@ def test_every_case_route_with_every_role(
     client: TestClient, keys: dict[Role, dict[str, str]]
 ) -> None:
     ops = _ops(client)
-    assert len(ops) == 11
+    assert len(ops) == 12
     for method, path, op in ops:
         allowed = set(op["x-roles"])
         assert "admin" in allowed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -19,10 +19,11 @@ from safestream.api.schemas import JobAccepted
 from safestream.auth import Role
 from safestream.cases.model import CaseConfig, CaseStatus
 from safestream.cases.service import CaseService
+from safestream.errors import error_kind
 from safestream.jobs.report_submit import enqueue_submit, latest_job
 from safestream.reports.build import BuildOptions, reporter_from_env
 from safestream.reports.model import IncidentType, Reporter
-from safestream.reports.service import ReportService
+from safestream.reports.service import ReportService, ReportValidationError
 from safestream.reports.submission import (
     CybertipConfig,
     SubmissionService,
@@ -156,6 +157,49 @@ def stats(cases: Cases) -> dict[str, Any]:
 def get_report(cases: Cases, report_id: ReportId) -> dict[str, Any]:
     """A stored report with its quality findings."""
     return ReportService(cases).get(report_id).to_dict()
+
+
+@router.patch(
+    "/v1/reports/{report_id}",
+    responses={
+        200: {"description": "the edited report, its quality findings and the fields changed"},
+        404: {"description": "no such report"},
+        409: {"description": "the report is filed, or a submission of it is queued or running"},
+        422: {"description": "the edited report does not fit the model (fields named)"},
+    },
+    **roles(Role.LE_LIAISON),
+)
+def edit_report(
+    request: Request,
+    cases: Cases,
+    report_id: ReportId,
+    patch: Annotated[
+        dict[str, Any],
+        Body(
+            description="a JSON merge patch (RFC 7396) of the report model: objects merge, "
+            "arrays and values replace, null removes"
+        ),
+    ],
+) -> Any:
+    """Complete or correct a stored report before submission (a JSON merge patch; audited).
+
+    E.g. victims, verified emails and phones, device ids, the account's
+    disabled date and whether the user was notified, intended recipients,
+    livestream details, the chat excerpt, escalation, additional information.
+    The patched report is validated against the model: 422 naming each field
+    (unknown fields, wrong types, naive date-times, over-long values).
+    Refused with 409 once the report is filed or while a submission of it is
+    queued or running. The answer holds the recomputed quality findings and
+    ``changed``, the top-level fields the edit changed.
+    """
+    try:
+        stored, changed = ReportService(cases).amend(report_id, patch, actor=actor(request))
+    except ReportValidationError as exc:
+        return JSONResponse(
+            {"detail": str(exc), "kind": error_kind(exc), "errors": exc.errors},
+            status_code=422,
+        )
+    return stored.to_dict() | {"changed": changed}
 
 
 @router.get(

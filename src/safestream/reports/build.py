@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
@@ -18,6 +18,7 @@ from safestream.reports.model import (
     IncidentSummary,
     IncidentType,
     IpCaptureEvent,
+    LiveStreamIncident,
     Report,
     ReportedPerson,
     Reporter,
@@ -117,6 +118,53 @@ def _detected_by(events: list[CaseEvent]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _aware(value: Any) -> datetime | None:
+    """A stored ISO time as an aware datetime (None when absent, naive or unreadable)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
+def _live_streams(events: list[CaseEvent], platform: str | None) -> list[LiveStreamIncident]:
+    """One livestream incident per stream of the case's ``live`` detections.
+
+    The live monitor's check records carry the stream id, its start and the
+    stream times of the triggering frames (``safestream.live.cases``); an older
+    record without them still gives the detection time, and the client time
+    of a live record is the stream's start.
+    """
+    streams: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.kind != EventKind.LIVE:
+            continue
+        live = dict(e.record.get("live") or {})
+        stream_id = str(live.get("stream_id") or "")
+        started = _aware(live.get("stream_started_at")) or _aware(
+            _context(e).get("client_timestamp")
+        )
+        entry = streams.setdefault(stream_id, {"started": started, "detected": [], "times": []})
+        if entry["started"] is None or (started is not None and started < entry["started"]):
+            entry["started"] = started
+        entry["detected"].append(_aware(live.get("detected_at")) or e.observed_at)
+        for t in live.get("sample_times_s") or []:
+            if isinstance(t, int | float) and not isinstance(t, bool) and t >= 0:
+                entry["times"].append(float(t))
+    return [
+        LiveStreamIncident(
+            platform=platform,
+            stream_id=stream_id or None,
+            started_at=entry["started"],
+            detected_at=sorted(set(entry["detected"])),
+            sample_times_s=sorted(set(entry["times"])),
+        )
+        for stream_id, entry in streams.items()
+    ]
+
+
 def build_report(case: Case, options: BuildOptions) -> Report:
     """A report of a confirmed case: one incident, its accounts, its distinct files.
 
@@ -178,6 +226,7 @@ def _build_report(case: Case, options: BuildOptions) -> Report:
             live_streaming=live,
         ),
         chat=ChatIncident(excerpt=options.chat_excerpt) if chat or options.chat_excerpt else None,
+        live_streams=_live_streams(events, options.platform),
         persons=_persons(events),
         files=files,
         additional_info=options.additional_info,

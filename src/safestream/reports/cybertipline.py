@@ -23,6 +23,7 @@ from safestream.reports.model import (
     Contact,
     ContactPoint,
     IpCaptureEvent,
+    LiveStreamIncident,
     Report,
     ReportedPerson,
     ReportFile,
@@ -106,6 +107,33 @@ def _reported_person(el: ET.Element, person: ReportedPerson) -> None:
             _sub(acc, "userNotifiedDate", disabled.user_notified_at)
 
 
+def _live_stream(parent: ET.Element, stream: LiveStreamIncident) -> None:
+    """A ``<liveStreamIncident>``: last in ``internetDetails``.
+
+    Modelled, not checked against NCMEC's XSD: the element and its children
+    are named in the style of ``chatImIncident`` and ``peer2peerIncident``;
+    validate against the XSD the API serves before relying on them.
+    """
+    el = _sub(parent, "liveStreamIncident")
+    _sub(el, "streamType", "videoCall" if stream.kind == "video_call" else "liveStream")
+    if stream.platform:
+        _sub(el, "platform", stream.platform)
+    if stream.stream_id:
+        _sub(el, "streamId", stream.stream_id)
+    if stream.started_at is not None:
+        _sub(el, "startDateTime", stream.started_at)
+    if stream.ended_at is not None:
+        _sub(el, "endDateTime", stream.ended_at)
+    if stream.other_viewers_present is not None:
+        _sub(el, "otherViewersPresent", stream.other_viewers_present)
+    for when in stream.detected_at:
+        _sub(el, "detectionDateTime", when)
+    for offset in stream.sample_times_s:
+        _sub(el, "streamOffsetSeconds", f"{offset:.3f}")
+    for viewer in stream.viewers:
+        _reported_person(_sub(el, "viewerOrPayer"), viewer)
+
+
 def report_element(report: Report) -> ET.Element:
     """The ``<report>`` element, children in the schema's order (as modelled)."""
     root = ET.Element("report")
@@ -121,7 +149,12 @@ def report_element(report: Report) -> ET.Element:
         _sub(annotations, "liveStreaming")
     if inc.incident_date_time is not None:
         _sub(summary, "incidentDateTime", inc.incident_date_time)
-    if report.web_page_url or report.chat is not None or report.peer_to_peer is not None:
+    if (
+        report.web_page_url
+        or report.chat is not None
+        or report.peer_to_peer is not None
+        or report.live_streams
+    ):
         internet = _sub(root, "internetDetails")
         if report.web_page_url:
             _sub(_sub(internet, "webPageIncident"), "url", report.web_page_url)
@@ -139,6 +172,8 @@ def report_element(report: Report) -> ET.Element:
                 _ip_event(p2p, ev)
             for name in report.peer_to_peer.file_names:
                 _sub(p2p, "fileName", name)
+        for stream in report.live_streams:
+            _live_stream(internet, stream)
     reporter = _sub(root, "reporter")
     _person(reporter, "reportingPerson", report.reporter.contact)
     if report.reporter.emergency_contact is not None:
@@ -249,6 +284,14 @@ def parse_key_fields(document: str) -> dict[str, Any]:
         "incident_type": report.findtext("incidentSummary/incidentType"),
         "incident_date_time": report.findtext("incidentSummary/incidentDateTime"),
         "chat": report.findtext("internetDetails/chatImIncident/content"),
+        "live_streams": [
+            {
+                "stream_id": ls.findtext("streamId"),
+                "start": ls.findtext("startDateTime"),
+                "detections": [d.text for d in ls.findall("detectionDateTime")],
+            }
+            for ls in report.findall("internetDetails/liveStreamIncident")
+        ],
         "persons": persons,
         "files": files,
     }

@@ -7,8 +7,9 @@ refused at the boundary, since an investigator cannot place it.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class IncidentType(StrEnum):
@@ -124,6 +125,36 @@ class PeerToPeerIncident(_Model):
     file_names: list[str] = Field(default_factory=list, max_length=1000)
 
 
+class LiveStreamIncident(_Model):
+    """A livestream or video-call incident: the stream, when it ran, who watched.
+
+    ``viewers`` are the accounts that watched or paid for the stream, when the
+    platform knows them (a viewer or payer may be the one directing the abuse).
+    """
+
+    kind: Literal["livestream", "video_call"] = "livestream"
+    #: The platform or service the stream or call ran on (e.g. the product's name).
+    platform: str | None = Field(default=None, max_length=200)
+    #: The platform's id of the stream or call.
+    stream_id: str | None = Field(default=None, max_length=300)
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    #: Whether anyone else watched or took part (None: not recorded).
+    other_viewers_present: bool | None = None
+    viewers: list[ReportedPerson] = Field(default_factory=list, max_length=1000)
+    #: When the triggering frames were seen, and their times into the stream (seconds).
+    detected_at: list[AwareDatetime] = Field(default_factory=list, max_length=10_000)
+    sample_times_s: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=list, max_length=10_000
+    )
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> LiveStreamIncident:
+        if self.started_at and self.ended_at and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
+
+
 class IncidentSummary(_Model):
     """What happened, when and how it was found."""
 
@@ -145,6 +176,8 @@ class Report(_Model):
     web_page_url: str | None = Field(default=None, max_length=2048)
     chat: ChatIncident | None = None
     peer_to_peer: PeerToPeerIncident | None = None
+    #: Livestreams or video calls of the incident (one per stream or call).
+    live_streams: list[LiveStreamIncident] = Field(default_factory=list, max_length=100)
     persons: list[ReportedPerson] = Field(default_factory=list, max_length=100)
     #: People the reported person sent the content to, when known.
     intended_recipients: list[ReportedPerson] = Field(default_factory=list, max_length=100)
@@ -163,6 +196,7 @@ __all__ = [
     "IncidentSummary",
     "IncidentType",
     "IpCaptureEvent",
+    "LiveStreamIncident",
     "PeerToPeerIncident",
     "Report",
     "ReportFile",

@@ -67,6 +67,30 @@ def check_report(report: Report) -> list[Finding]:
             "chat.excerpt",
             "a chat incident without the conversation: include the relevant messages",
         )
+    live = report.incident.live_streaming or any(f.live_streaming for f in report.files)
+    if live and not report.live_streams:
+        add(
+            "live_without_stream_details",
+            "warning",
+            "live_streams",
+            "a livestream or video-call incident without its details: give the stream or "
+            "call id, its start time and the viewers if known",
+        )
+    for i, stream in enumerate(report.live_streams):
+        if stream.started_at is None:
+            add(
+                "live_stream_no_start",
+                "warning",
+                f"live_streams[{i}].started_at",
+                "no start time of the stream or call",
+            )
+        if not stream.stream_id:
+            add(
+                "live_stream_no_id",
+                "warning",
+                f"live_streams[{i}].stream_id",
+                "no id of the stream or call: the platform's records cannot be matched",
+            )
     if not report.persons:
         add("no_reported_person", "blocking", "persons", "no reported person or account")
     for i, person in enumerate(report.persons):

@@ -544,14 +544,17 @@ class SubmissionService:
         :class:`~safestream.store.cases.SubmissionHeld` (a ConflictError).
         """
         self.preflight(report_id, override_reason=override_reason)
-        stored = self.reports.get(report_id)
-        case = self.reports.cases.get(stored.case_id)
         state = self.repo.get_or_create(report_id)
         if state.status == "finished":
             # Filed, but the case move did not happen (a crash after /finish).
             self._mark_reported(report_id, state, actor, override_reason)
             return self.repo.get(report_id).to_dict()
         with self._claimed(report_id, actor) as state:
+            # Read once held: an edit (PATCH) cannot change the report from here on,
+            # and one made since the first preflight is checked again.
+            self.preflight(report_id, override_reason=override_reason)
+            stored = self.reports.get(report_id)
+            case = self.reports.cases.get(stored.case_id)
             client = self.client_factory(self._logger(report_id))
             try:
                 state = self._run(client, report_id, stored.report, case.account_id, state)

@@ -5,15 +5,23 @@ checks after a cursor (kept in ``store_meta``), so each check is considered
 once, even with many workers: ingestion is serialised by an advisory lock on
 PostgreSQL and by the write lock (``BEGIN IMMEDIATE``) on SQLite, and
 ``case_events.content_id`` is unique besides.
+
+On PostgreSQL ids are taken at insert, not at commit: a check record with id 10
+can commit after id 11 was read and the cursor moved past it. Ids skipped over
+are therefore kept as *gaps* (in ``store_meta`` too, so every process shares
+them) and looked up again at each ingestion until they appear or ``GAP_TTL_S``
+has passed since they were noticed (a rolled-back insert leaves a hole for
+ever) -- the approach of :meth:`safestream.engine.matcher.Matcher.refresh`.
 """
 
 from __future__ import annotations
 
 import builtins
 import heapq
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, case, func, insert, select, text, update
@@ -49,6 +57,12 @@ CHECKS = cast(Table, CheckRow.__table__)
 REPORTS = cast(Table, ReportRow.__table__)
 META = cast(Table, StoreMetaRow.__table__)
 CURSOR_KEY = "cases.check_cursor"
+#: Skipped check ids (JSON: id -> when first noticed), looked up again at each ingestion.
+GAPS_KEY = "cases.check_gaps"
+#: How long a skipped check id is looked for before it is taken as rolled back (seconds).
+GAP_TTL_S = 600.0
+#: At most this many skipped ids are tracked (the newest are kept).
+MAX_GAPS = 10_000
 
 
 def _check_record(m: Any) -> dict[str, Any]:
@@ -72,6 +86,13 @@ def _check_record(m: Any) -> dict[str, Any]:
         "scores": m["scores"],
         "reasons": list(m["reasons"] or []),
     }
+    live = signals.get("live")
+    if isinstance(live, dict):
+        # A live-monitor detection: the stream and when in it (see safestream.live.cases).
+        out["live"] = {
+            k: live.get(k)
+            for k in ("stream_id", "stream_started_at", "detected_at", "sample_times_s", "verdict")
+        }
     if signals.get("scan_path"):
         # A batch-scan detection: where the reviewer finds the file.
         out["file"] = {"path": signals["scan_path"], "scan_job_id": signals.get("scan_job_id")}
@@ -99,8 +120,9 @@ class CaseRepository:
     def ingest(self, config: CaseConfig, *, limit: int = 1000) -> tuple[int, int]:
         """Group up to ``limit`` new check records into cases.
 
-        Returns (detections added, check records read); fewer read than
-        ``limit`` means the cursor has caught up.
+        Returns (detections added, check records read after the cursor); fewer
+        read than ``limit`` means the cursor has caught up. Check records that
+        committed late (below the cursor, in a remembered gap) are grouped too.
         """
         added = 0
         with write_transaction(self.store) as conn:
@@ -108,31 +130,85 @@ class CaseRepository:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('safestream.cases'))"))
             raw = conn.execute(select(META.c.value).where(META.c.key == CURSOR_KEY)).scalar()
             cursor = int(raw) if raw is not None else 0
+            gaps = self._read_gaps(conn)
+            now = utcnow()
+            late: list[Any] = []
+            ids = sorted(gaps)
+            for start in range(0, len(ids), 1000):
+                late.extend(
+                    conn.execute(
+                        select(CHECKS)
+                        .where(CHECKS.c.id.in_(ids[start : start + 1000]))
+                        .order_by(CHECKS.c.id)
+                    ).all()
+                )
+            for row in late:
+                gaps.pop(int(row._mapping["id"]), None)
+                added += self._consider(conn, row._mapping, config)
+            cutoff = now - timedelta(seconds=GAP_TTL_S)
+            gaps = {i: t for i, t in gaps.items() if t >= cutoff}
             rows = conn.execute(
                 select(CHECKS).where(CHECKS.c.id > cursor).order_by(CHECKS.c.id).limit(limit)
             ).all()
             for row in rows:
                 m = row._mapping
-                cursor = int(m["id"])
-                kind = detection_kind(
-                    outcome=m["outcome"],
-                    surface=m["surface"],
-                    scores=m["scores"],
-                    threshold=config.classifier_threshold,
-                )
-                if kind is None:
-                    continue
-                if conn.execute(
-                    select(EVENTS.c.id).where(EVENTS.c.content_id == m["content_id"])
-                ).first():
-                    continue
-                self._add_event(conn, m, kind.value, config)
-                added += 1
-            if raw is None:
-                conn.execute(insert(META).values(key=CURSOR_KEY, value=str(cursor)))
-            else:
-                conn.execute(update(META).where(META.c.key == CURSOR_KEY).values(value=str(cursor)))
+                row_id = int(m["id"])
+                for missing in range(max(cursor + 1, row_id - MAX_GAPS), row_id):
+                    gaps.setdefault(missing, now)
+                cursor = max(cursor, row_id)
+                added += self._consider(conn, m, config)
+            if len(gaps) > MAX_GAPS:
+                gaps = dict(sorted(gaps.items())[-MAX_GAPS:])
+            self._write_meta(conn, CURSOR_KEY, str(cursor), exists=raw is not None)
+            self._write_gaps(conn, gaps)
         return added, len(rows)
+
+    def pending_gaps(self) -> builtins.list[int]:
+        """Check ids skipped over and still looked for (oldest first)."""
+        with self.store.engine.connect() as conn:
+            return sorted(self._read_gaps(conn))
+
+    def _consider(self, conn: Connection, m: Any, config: CaseConfig) -> int:
+        """Group one check record when it is a detection not grouped yet; 1 if added."""
+        kind = detection_kind(
+            outcome=m["outcome"],
+            surface=m["surface"],
+            scores=m["scores"],
+            threshold=config.classifier_threshold,
+        )
+        if kind is None:
+            return 0
+        if conn.execute(select(EVENTS.c.id).where(EVENTS.c.content_id == m["content_id"])).first():
+            return 0
+        self._add_event(conn, m, kind.value, config)
+        return 1
+
+    @staticmethod
+    def _read_gaps(conn: Connection) -> dict[int, datetime]:
+        raw = conn.execute(select(META.c.value).where(META.c.key == GAPS_KEY)).scalar()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+            return {
+                int(k): datetime.fromisoformat(v).astimezone(UTC) for k, v in dict(data).items()
+            }
+        except (ValueError, TypeError):  # damaged: start afresh rather than stop ingesting
+            return {}
+
+    @staticmethod
+    def _write_meta(conn: Connection, key: str, value: str, *, exists: bool) -> None:
+        if exists:
+            conn.execute(update(META).where(META.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(META).values(key=key, value=value))
+
+    def _write_gaps(self, conn: Connection, gaps: dict[int, datetime]) -> None:
+        value = json.dumps({str(k): v.isoformat() for k, v in sorted(gaps.items())})
+        exists = conn.execute(select(META.c.key).where(META.c.key == GAPS_KEY)).first()
+        if exists is None and not gaps:
+            return
+        self._write_meta(conn, GAPS_KEY, value, exists=exists is not None)
 
     def _add_event(self, conn: Connection, m: Any, kind: str, config: CaseConfig) -> None:
         observed: datetime = m["received_at"]
@@ -409,6 +485,77 @@ class CaseRepository:
             )
         return report_id
 
+    def amend_report(
+        self,
+        report_id: int,
+        amend: Callable[[dict[str, Any]], tuple[dict[str, Any], builtins.list[str]]],
+        *,
+        actor: str,
+    ) -> tuple[int, dict[str, Any], builtins.list[str]]:
+        """Replace a stored report's body; (case id, new body, fields changed).
+
+        ``amend(body)`` returns the new body and the top-level fields it changed
+        (nothing is written when none changed).
+
+        Refused (ConflictError) once the report is filed or being filed: a
+        submission that sent ``/submit`` or finished, a run holding the
+        submission, or a case already ``reported``. The check and the write
+        share one transaction, under the same per-report lock a submission
+        takes to claim the report, so an edit never slips into a running
+        submission. ``amend`` may raise (e.g. InputError): nothing is written.
+        The audit records the top-level fields changed, never their contents.
+        """
+        with write_transaction(self.store) as conn:
+            if self.store.dialect == "postgresql":
+                _report_lock(conn, report_id)
+            row = conn.execute(
+                select(REPORTS).where(REPORTS.c.id == report_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no report with id {report_id}")
+            case_id = int(row._mapping["case_id"])
+            sub = conn.execute(
+                select(SUBMISSIONS).where(SUBMISSIONS.c.report_id == report_id)
+            ).first()
+            if sub is not None:
+                m = sub._mapping
+                if m["status"] == "finished":
+                    raise ConflictError(
+                        f"report {report_id} was filed (hotline report id "
+                        f"{m['remote_report_id']}); a filed report cannot be edited"
+                    )
+                if m["remote_report_id"] is not None or m["status"] == "in_progress":
+                    raise ConflictError(
+                        f"report {report_id} is being filed (hotline report id "
+                        f"{m['remote_report_id']}); it cannot be edited until the submission "
+                        "is finished or retracted"
+                    )
+                until = m["claimed_until"]
+                if until is not None and until > utcnow():
+                    raise ConflictError(
+                        f"report {report_id} is being submitted by {m['claimed_by']}; "
+                        "wait for the run to end and try again"
+                    )
+            status = conn.execute(select(CASES.c.status).where(CASES.c.id == case_id)).scalar()
+            if status == CaseStatus.REPORTED.value:
+                raise ConflictError(
+                    f"report {report_id}'s case {case_id} is already reported; a submitted "
+                    "report cannot be edited (build a new report of the case instead)"
+                )
+            new, changed = amend(dict(row._mapping["body"]))
+            if changed:
+                conn.execute(update(REPORTS).where(REPORTS.c.id == report_id).values(body=new))
+                AuditRepository(self.store).append_in(
+                    conn,
+                    actor=actor,
+                    action="report.amend",
+                    object_type="report",
+                    object_id=str(report_id),
+                    reason=f"edited fields: {', '.join(changed)}",
+                    detail={"case_id": case_id, "fields": changed},
+                )
+        return case_id, new, changed
+
     def get_report(self, report_id: int) -> tuple[int, dict[str, Any]]:
         """A stored report: (case id, body)."""
         with self.store.engine.connect() as conn:
@@ -422,6 +569,14 @@ class CaseRepository:
 
 SUBMISSIONS = cast(Table, ReportSubmissionRow.__table__)
 EXCHANGES = cast(Table, ReportExchangeRow.__table__)
+
+
+def _report_lock(conn: Connection, report_id: int) -> None:
+    """PostgreSQL: the per-report lock shared by edits and submission claims (transaction)."""
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('safestream.report:' || CAST(:id AS text)))"),
+        {"id": report_id},
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -547,6 +702,8 @@ class SubmissionRepository:
         """Hold the submission for one run; ConflictError while another run holds it."""
         now = utcnow()
         with write_transaction(self.store) as conn:
+            if self.store.dialect == "postgresql":
+                _report_lock(conn, report_id)  # serialised with report edits
             done = conn.execute(
                 update(SUBMISSIONS)
                 .where(
