@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Resp
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from safestream.actions.base import ActionEvent
+from safestream.actions.finish import CheckSinks, finish_check
 from safestream.api.deps import ServiceState, roles, state
 from safestream.api.routes_jobs import job_out
 from safestream.api.schemas import (
@@ -37,8 +37,7 @@ from safestream.engine.verdict import ContentContext
 from safestream.engine.video import check_video
 from safestream.errors import InputError, NotAnImageError, SignalValueError, error_kind
 from safestream.jobs import video_check
-from safestream.jobs.video_check import CheckSinks, finish_video_check, save_upload
-from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
+from safestream.jobs.video_check import finish_video_check, save_upload
 from safestream.signals.hashing import hash_bytes
 from safestream.signals.image import decode_rgb
 from safestream.signals.video import (
@@ -182,65 +181,21 @@ async def check(
         for c in results_c:
             for category in sorted(c.flagged):
                 st.metrics.flagged.labels(category).inc()
-    decision = st.policy.decide(verdict, surface)
-    content_id = str(uuid.uuid4())
-    body = verdict.to_dict()
-    await run_in_threadpool(
-        st.checks.record,
-        content_id=content_id,
-        account_id=ctx.account_id,
-        username=ctx.username,
-        profile_url=ctx.profile_url,
-        ip_address=ctx.ip_address,
-        source_port=ctx.source_port,
-        client_timestamp=ctx.client_timestamp,
-        surface=ctx.surface,
-        api_key_id=api_key.id if api_key else None,
-        outcome=verdict.outcome,
-        signals=body["signals"],
-        matches=body["matches"],
-        reasons=body["reasons"],
-        scores=verdict.scores,
+    finished = await run_in_threadpool(
+        functools.partial(
+            finish_check,
+            verdict,
+            verdict.to_dict(),
+            CheckSinks(st.checks, st.policy, st.actions),
+            content_id=str(uuid.uuid4()),
+            context=ctx,
+            api_key_id=api_key.id if api_key else None,
+        )
     )
     st.metrics.verdicts.labels(verdict.outcome).inc()
     for m in verdict.matches:
         st.metrics.matches.labels(m.bank, m.signal_type).inc()
-    # block is the response itself; enqueue_review writes its item now; webhook
-    # only enqueues a job (no network call inside a request).
-    event = ActionEvent(
-        content_id=content_id,
-        received_at=datetime.now(UTC),
-        verdict=decision.verdict,
-        outcome=verdict.outcome,
-        rule=decision.rule,
-        matches=body["matches"],
-        context={
-            **ctx.to_dict(),
-            # Investigators get UTC everywhere (the record keeps the same instant).
-            "client_timestamp": (
-                ctx.client_timestamp.astimezone(UTC).isoformat() if ctx.client_timestamp else None
-            ),
-        },
-        flood_window_s=st.policy.flood_window_s,
-    )
-    results = (
-        await run_in_threadpool(st.actions.run, decision.actions, event) if decision.actions else []
-    )
-    return {
-        "content_id": content_id,
-        "verdict": decision.verdict,
-        "outcome": verdict.outcome,
-        "actions": [r.action for r in results if r.status in ("done", "queued")],
-        "action_results": [r.to_dict() for r in results],
-        "matches": body["matches"],
-        "suppressed": body["suppressed"],
-        "reasons": body["reasons"] + ([f"policy rule {decision.rule!r}"] if decision.rule else []),
-        "signals": body["signals"],
-        "scores": verdict.scores,
-        "classifications": classifications,
-        "nondisclosure": decision.verdict != "allow"
-        and await run_in_threadpool(nondisclosure_applies, st.store, identifiers_of(ctx)),
-    }
+    return {**finished, "classifications": classifications}
 
 
 def _problem(exc: VideoError) -> JSONResponse:

@@ -20,12 +20,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from safestream.actions.base import ActionEnv, ActionEvent
+from safestream.actions.base import ActionEnv
+from safestream.actions.finish import CheckSinks, finish_check
 from safestream.actions.runner import ActionRunner
 from safestream.actions.webhook import WebhookConfig
 from safestream.engine.check import Engine, EngineOptions
@@ -35,7 +35,6 @@ from safestream.engine.video import VideoCheck, check_video
 from safestream.errors import NotFoundError
 from safestream.jobs.bank_import import upload_dir as bank_upload_dir
 from safestream.jobs.base import JobContext, PermanentJobError
-from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
 from safestream.signals.video import DEFAULT_MAX_FRAME_PIXELS, VideoError, hash_video
 from safestream.store.db import Store
 from safestream.store.jobs import Job, JobRepository
@@ -77,15 +76,6 @@ def save_upload(directory: Path, content_id: str, data: bytes) -> Path:
     return final
 
 
-@dataclass(frozen=True)
-class CheckSinks:
-    """Where a finished check goes: its record, the policy and the actions."""
-
-    checks: CheckRepository
-    policy: Policy
-    actions: ActionRunner
-
-
 def finish_video_check(
     checked: VideoCheck,
     sinks: CheckSinks,
@@ -99,63 +89,23 @@ def finish_video_check(
 
     The same for the synchronous request and the job, so both give the same answer.
     """
-    verdict = checked.verdict
-    decision = sinks.policy.decide(verdict, context.surface)
     body = checked.to_dict()
-    try:
-        sinks.checks.get(content_id)
-    except NotFoundError:
-        sinks.checks.record(
-            content_id=content_id,
-            account_id=context.account_id,
-            username=context.username,
-            profile_url=context.profile_url,
-            ip_address=context.ip_address,
-            source_port=context.source_port,
-            client_timestamp=context.client_timestamp,
-            surface=context.surface,
-            api_key_id=api_key_id,
-            outcome=verdict.outcome,
-            signals=body["signals"],
-            matches=body["matches"],
-            reasons=body["reasons"],
-            scores=verdict.scores,
-        )
-    event = ActionEvent(
+    common = finish_check(
+        checked.verdict,
+        body,
+        sinks,
         content_id=content_id,
-        received_at=received_at or datetime.now(UTC),
-        verdict=decision.verdict,
-        outcome=verdict.outcome,
-        rule=decision.rule,
-        matches=body["matches"],
-        context={
-            **context.to_dict(),
-            "client_timestamp": (
-                context.client_timestamp.astimezone(UTC).isoformat()
-                if context.client_timestamp
-                else None
-            ),
-        },
-        flood_window_s=sinks.policy.flood_window_s,
+        context=context,
+        api_key_id=api_key_id,
+        received_at=received_at,
+        once=True,
     )
-    results = sinks.actions.run(decision.actions, event) if decision.actions else []
     return {
-        "content_id": content_id,
+        **common,
         "kind": "video",
-        "verdict": decision.verdict,
-        "outcome": verdict.outcome,
-        "actions": [r.action for r in results if r.status in ("done", "queued")],
-        "action_results": [r.to_dict() for r in results],
-        "matches": body["matches"],
-        "suppressed": body["suppressed"],
-        "reasons": body["reasons"] + ([f"policy rule {decision.rule!r}"] if decision.rule else []),
-        "signals": body["signals"],
-        "scores": verdict.scores,
         "classifications": [],
         "frame_matches": body["frame_matches"],
         "videos": body["videos"],
-        "nondisclosure": decision.verdict != "allow"
-        and nondisclosure_applies(sinks.checks.store, identifiers_of(context)),
     }
 
 
