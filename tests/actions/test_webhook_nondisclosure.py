@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from evidence_support import Clock
+from requests_support import new_request
 from safestream.actions.base import ActionEnv, ActionEvent
 from safestream.actions.webhook import WebhookAction, WebhookConfig
-from safestream.requests.model import NewRequest, RequestType, Status
+from safestream.requests.model import Status
 from safestream.requests.service import RequestService
 from safestream.store.db import Store
 from safestream.store.jobs import JobRepository
@@ -30,17 +31,7 @@ def test_webhook_payload_flags_users_under_a_nondisclosure_order(store: Store) -
     clock = Clock()
     requests = RequestService(store, clock=clock)
     ndo = requests.create(
-        NewRequest(
-            request_type=RequestType.PRODUCTION_ORDER,
-            agency="Example Police Service",
-            officer={"name": "Det. A. Example", "email": "a.example@police.example"},
-            legal_basis="Production order 2026/17",
-            jurisdiction="us",
-            identifiers=["acct-ndo", "198.51.100.7"],
-            data_categories=["subscriber"],
-            received_at=clock.now,
-            non_disclosure=True,
-        ),
+        new_request(clock.now, identifiers=["acct-ndo", "198.51.100.7"], non_disclosure=True),
         actor="test",
     )
     jobs = JobRepository(store)

@@ -155,24 +155,11 @@ def test_policy_with_webhook_but_no_url_fails_at_start(
 def test_check_answer_says_when_a_nondisclosure_order_covers_the_user(
     store: Store, hook_client: TestClient, role_keys: dict[Role, str]
 ) -> None:
-    from datetime import UTC, datetime
-
-    from safestream.requests.model import NewRequest, RequestType
+    from requests_support import new_request
     from safestream.requests.service import RequestService
 
     RequestService(store).create(
-        NewRequest(
-            request_type=RequestType.PRESERVATION,
-            agency="Example Police Service",
-            officer={"name": "Det. A. Example", "email": "a.example@police.example"},
-            legal_basis="Preservation request 2026/3",
-            jurisdiction="us",
-            identifiers=["acct-ndo"],
-            data_categories=["content"],
-            received_at=datetime.now(UTC),
-            non_disclosure=True,
-        ),
-        actor="test",
+        new_request(identifiers=["acct-ndo"], non_disclosure=True), actor="test"
     )
     key = auth(role_keys[Role.INTEGRATOR])
 

@@ -409,26 +409,13 @@ def test_overload_drops_oldest_samples_and_counts_them(tmp_path: Path) -> None:
 def test_warn_is_suppressed_for_a_streamer_under_a_nondisclosure_order(
     engine: Engine, repo: BankRepository
 ) -> None:
-    from datetime import UTC, datetime
-
-    from safestream.requests.model import NewRequest, RequestType
+    from requests_support import new_request
     from safestream.requests.nondisclosure import identifiers_of, nondisclosure_applies
     from safestream.requests.service import RequestService
 
     store = repo.store
     RequestService(store).create(
-        NewRequest(
-            request_type=RequestType.PRESERVATION,
-            agency="Example Police Service",
-            officer={"name": "Det. A. Example", "email": "a.example@police.example"},
-            legal_basis="Preservation request 2026/4",
-            jurisdiction="us",
-            identifiers=["acct-ndo"],
-            data_categories=["content"],
-            received_at=datetime.now(UTC),
-            non_disclosure=True,
-        ),
-        actor="test",
+        new_request(identifiers=["acct-ndo"], non_disclosure=True), actor="test"
     )
     rec = Recorder()
     monitor = _monitor(

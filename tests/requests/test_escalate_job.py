@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from evidence_support import Clock, png
+from requests_support import new_request
 from safestream.actions.webhook import WebhookConfig
 from safestream.errors import ConfigError
 from safestream.evidence.store import EvidenceStore
@@ -21,7 +22,7 @@ from safestream.jobs.evidence_purge import EvidencePurgeHandler
 from safestream.jobs.periodic import PeriodicSchedule, interval_from_env
 from safestream.jobs.registry import configured_handlers, schedule_periodic
 from safestream.jobs.requests_escalate import JOB_KIND, RequestsEscalateHandler
-from safestream.requests.model import NewRequest, RequestType
+from safestream.requests.model import NewRequest
 from safestream.requests.service import RequestService
 from safestream.store.audit import AuditRepository
 from safestream.store.db import Store
@@ -31,16 +32,7 @@ HOOK = WebhookConfig(url="http://127.0.0.1:9/hook", secret="s" * 32)
 
 
 def new(clock: Clock) -> NewRequest:
-    return NewRequest(
-        request_type=RequestType.PRODUCTION_ORDER,
-        agency="Example Police Service",
-        officer={"name": "Det. A. Example", "email": "a.example@police.example"},
-        legal_basis="Production order 2026/17",
-        jurisdiction="us",
-        identifiers=["acct-1"],
-        data_categories=["subscriber"],
-        received_at=clock.now,
-    )
+    return new_request(clock.now)
 
 
 def claim_and_run(jobs: JobRepository, handler: Any, clock: Clock) -> tuple[Job, Any] | None:

@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 from api_support import auth
 from cases_support import record_check
 from evidence_support import Clock, custody_app
+from requests_support import new_request
 from safestream.auth import Role
 from safestream.cases.model import CaseConfig
 from safestream.cli import cli
 from safestream.errors import InputError, NotFoundError
 from safestream.evidence.store import EvidenceStore
-from safestream.requests.model import NewRequest, RequestType, Status
+from safestream.requests.model import NewRequest, Status
 from safestream.requests.nondisclosure import identifiers_of, normalise
 from safestream.requests.package import build_package, load_signing_key, verify_package
 from safestream.requests.service import RequestService
@@ -31,18 +32,7 @@ from safestream.store.service import KeyRepository
 
 
 def new(clock: Clock, **kw: Any) -> NewRequest:
-    base: dict[str, Any] = {
-        "request_type": RequestType.PRODUCTION_ORDER,
-        "agency": "Example Police Service",
-        "officer": {"name": "Det. A. Example", "email": "a.example@police.example"},
-        "legal_basis": "Production order 2026/17",
-        "jurisdiction": "us",
-        "identifiers": ["acct-1"],
-        "data_categories": ["subscriber"],
-        "received_at": clock.now,
-    }
-    base.update(kw)
-    return NewRequest(**base)
+    return new_request(clock.now, **kw)
 
 
 @pytest.fixture
