@@ -324,8 +324,14 @@ def test_dropped_source_reconnects_with_backoff(tmp_path: Path) -> None:
     assert s2.error and "cannot open" in s2.error
 
 
-def test_rtmp_listener_receives_a_pushed_stream(engine: Engine) -> None:
-    """PyAV listens for RTMP; another process (PyAV too, no ffmpeg program) pushes to it."""
+@pytest.mark.parametrize(
+    ("scheme", "muxer", "options"),
+    [("rtmp", "flv", "None"), ("rtsp", "rtsp", "{'rtsp_transport': 'tcp'}")],
+)
+def test_listener_receives_a_pushed_stream(
+    engine: Engine, scheme: str, muxer: str, options: str
+) -> None:
+    """PyAV listens for RTMP or RTSP; another process (PyAV too) pushes to it."""
     import socket
     import subprocess
     import sys
@@ -333,7 +339,7 @@ def test_rtmp_listener_receives_a_pushed_stream(engine: Engine) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    url = f"rtmp://127.0.0.1:{port}/live/test"
+    url = f"{scheme}://127.0.0.1:{port}/live/test"
     rec = Recorder()
     monitor = _monitor(engine, rec)
     tests_dir = str(Path(__file__).resolve().parents[1])
@@ -347,7 +353,8 @@ def test_rtmp_listener_receives_a_pushed_stream(engine: Engine) -> None:
             "for _ in range(60):  # until the listener is up\n"
             "    time.sleep(0.5)\n"
             "    try:\n"
-            "        encode(sys.argv[2], stream_frames(True), fps=10, container_format='flv')\n"
+            f"        encode(sys.argv[2], stream_frames(True), fps=10, container_format='{muxer}',"
+            f" options={options})\n"
             "        break\n"
             "    except OSError:\n"
             "        pass\n",
@@ -358,15 +365,20 @@ def test_rtmp_listener_receives_a_pushed_stream(engine: Engine) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        monitor.add(Source(url=url, listen=True), StreamContext("rtmp", ip_address="127.0.0.1"))
+        monitor.add(Source(url=url, listen=True), StreamContext(scheme, ip_address="127.0.0.1"))
         assert monitor.wait(timeout=120)
     finally:
         monitor.close()
         pusher.kill()
         pusher.wait()
-    matched = [e for e in rec.of("rtmp", "sample") if e["verdict"] == "match"]
+    matched = [e for e in rec.of(scheme, "sample") if e["verdict"] == "match"]
     assert matched, rec.events
-    assert X <= matched[0]["stream_time_s"] <= Y + 1.0
+    # RTSP carries RTP timestamps that FFmpeg re-bases on the first RTCP sender
+    # report: the stream clock may be off by a frame or two (<= 0.1 s here).
+    slack = 0.1 if scheme == "rtsp" else 0.0
+    assert X - slack <= matched[0]["stream_time_s"] <= Y + 1.0, [
+        (e["stream_time_s"], e["verdict"]) for e in rec.of(scheme, "sample")
+    ]
     assert [r.action for r in rec.requests].count("end_stream") == 1
 
 
