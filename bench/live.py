@@ -10,10 +10,14 @@ For each configuration -- (a) PDQ + bank lookup + the default classifier (``open
 (b) PDQ + bank lookup only -- N grows (1, 2, 4, ...) until samples are dropped or the
 p95 frame-arrival-to-verdict latency passes 1 s; the table gives, per N, CPU seconds
 per stream-second (``1 / that`` = streams per core), p50/p95 latency and drops. The
-decoding strategies (every frame, keyframe-aware, lazy) are compared in the same run
-on the same clip, single-threaded, as CPU time and frames decoded.
+decoding variants (every frame, keyframe-aware, lazy with the previous settings,
+dropping unreferenced pictures, loop filter skips) are compared in the same run on
+the same clip and on scikit-image's sample photos shown as video, one stream, as CPU
+time, frames decoded and PDQ drift from full-quality decoding of every frame.
+``--decoder previous`` runs the streams with the settings before unreferenced
+pictures were dropped (for a ratio in the same session).
 
-    .venv/bin/python bench/live.py --seconds 20 --max-streams 64
+    .venv/bin/python bench/live.py --seconds 20 --max-streams 128
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
 from safestream.signals.pdq import pdq_from_rgb
@@ -56,21 +61,97 @@ def make_clip(path: Path, seconds: int, gop_s: float) -> None:
             out.mux(packet)
 
 
-def strategies(path: Path) -> list[tuple[str, float, int, int]]:
-    """(strategy, CPU s, frames decoded, samples) for each decoding strategy, + PDQ."""
+#: Decoder settings before this round of work: FFmpeg's slice threads (one per core),
+#: full deblocking, every picture up to a due sample decoded.
+PREVIOUS = {"drop_unreferenced": False, "skip_loop_filter": "none", "decoder_threads": 0}
+#: Each row of the strategy table: (label, Sampler keyword arguments).
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("all frames, full quality", {"strategy": "all", **PREVIOUS}),
+    ("keyframe-aware", {"strategy": "keyframe", **PREVIOUS}),
+    ("lazy (previous default)", {"strategy": "lazy", **PREVIOUS}),
+    ("lazy, 1 decoder thread", {**PREVIOUS, "decoder_threads": 1}),
+    (
+        "lazy + drop unreferenced",
+        {"drop_unreferenced": True, "skip_loop_filter": "none", "decoder_threads": 1},
+    ),
+    ("lazy + drop + loop filter skip noref (default)", {"skip_loop_filter": "noref"}),
+    ("lazy + drop + loop filter skip bidir", {"skip_loop_filter": "bidir"}),
+    ("lazy + drop + loop filter skip all", {"skip_loop_filter": "all"}),
+]
+
+
+def sample_clip(path: Path, kwargs: dict[str, Any]) -> tuple[float, Any, list[tuple[float, str]]]:
+    """CPU s, sampler stats and (time, PDQ) of each sample for one decoding variant."""
+    t0 = time.process_time()
+    container = Source(url=str(path)).open()
+    sampler = Sampler(1.0, **kwargs)
+    pdqs = []
+    try:
+        for sample in sampler.samples(container):
+            pdqs.append((sample.stream_time_s, pdq_from_rgb(sample.rgb)[0]))
+    finally:
+        container.close()
+    return time.process_time() - t0, sampler.stats, pdqs
+
+
+def strategies(path: Path, repeat: int) -> list[tuple[str, float, int, int, list[int]]]:
+    """(variant, CPU s (least of ``repeat`` runs), frames decoded, unreferenced dropped,
+    PDQ bits each sample differs from full-quality decoding of every frame)."""
     out = []
-    for strategy in ("all", "keyframe", "lazy"):
-        t0 = time.process_time()
-        container = Source(url=str(path)).open()
-        sampler = Sampler(1.0, strategy=strategy)
-        try:
-            for sample in sampler.samples(container):
-                pdq_from_rgb(sample.rgb)
-        finally:
-            container.close()
-        s = sampler.stats
-        out.append((strategy, time.process_time() - t0, s.frames_decoded, s.samples))
+    reference: dict[float, str] = {}
+    for label, kwargs in VARIANTS:
+        runs = [sample_clip(path, kwargs) for _ in range(repeat)]
+        cpu = min(r[0] for r in runs)
+        _, stats, pdqs = runs[0]
+        if not reference:
+            reference = dict(pdqs)
+        drift = [
+            bin(int(h, 16) ^ int(reference[t], 16)).count("1") for t, h in pdqs if t in reference
+        ]
+        out.append((label, cpu, stats.frames_decoded, stats.unreferenced, drift))
     return out
+
+
+def photo_clip(path: Path, seconds_each: int, gop_s: float) -> None:
+    """scikit-image's benign sample photos as 720p30 video, each panned for a while."""
+    from PIL import Image
+    from skimage import data
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera"]
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": str(int(gop_s * FPS)), "sc_threshold": "0"}
+        for name in names:
+            img = getattr(data, name)()
+            rgb = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., :3]
+            big = np.asarray(Image.fromarray(rgb).resize((W + 240, H + 135)), dtype=np.uint8)
+            for i in range(seconds_each * FPS):  # a slow pan: real inter prediction
+                x, y = (i * 2) % 240, (i // 2) % 135
+                frame = np.ascontiguousarray(big[y : y + H, x : x + W])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def print_strategies(path: Path, title: str, repeat: int) -> None:
+    """The strategy table for one clip."""
+    print(f"\n{title}\n")
+    print(
+        "| decoding | CPU s | frames decoded | unreferenced dropped | CPU vs all "
+        "| CPU vs previous lazy | PDQ drift median / max bits |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = strategies(path, repeat)
+    base_cpu, prev_cpu = rows[0][1], rows[2][1]
+    for name, c, frames, unref, drift in rows:
+        med = float(np.median(drift)) if drift else float("nan")
+        print(
+            f"| {name} | {c:.3f} | {frames} | {unref} | {c / base_cpu:.2f} | "
+            f"{c / prev_cpu:.2f} | {med:g} / {max(drift, default=0)} |",
+            flush=True,
+        )
 
 
 def engine_with_bank(data_dir: Path) -> Any:
@@ -91,7 +172,13 @@ def engine_with_bank(data_dir: Path) -> Any:
 
 
 def run(
-    clip: Path, n: int, seconds: float, engine: Any, scorer: Any, workers: int
+    clip: Path,
+    n: int,
+    seconds: float,
+    engine: Any,
+    scorer: Any,
+    workers: int,
+    decoder: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """N streams of the clip at real time; CPU per stream-second, latency, drops."""
     latencies: list[float] = []
@@ -107,6 +194,7 @@ def run(
         workers=workers,
         per_stream_queue=2,
         on_event=on_event,
+        **(decoder or {}),
     )
     t0, w0 = time.process_time(), time.perf_counter()
     for i in range(n):
@@ -134,9 +222,9 @@ def ramp(
 ) -> dict[str, Any] | None:
     """Double N until drops or p95 > 1 s; print each step; return the largest good step."""
     best = None
-    n = 1
+    n = args.start_streams
     while n <= args.max_streams:
-        r = run(clip, n, seconds, engine, scorer, args.workers)
+        r = run(clip, n, seconds, engine, scorer, args.workers, args.decoder_kwargs)
         ok = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
         print(
             f"| {label} | {n} | {r['samples']} | {r['dropped']} | {r['cpu_per_stream_s']:.4f} | "
@@ -155,32 +243,47 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seconds", type=int, default=20, help="length of the clip (= of a run)")
     ap.add_argument("--max-streams", type=int, default=64)
+    ap.add_argument("--start-streams", type=int, default=1, help="first N of the doubling")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip-classifier", action="store_true")
     ap.add_argument("--gop", type=float, default=2.0, help="keyframe interval of the clip (s)")
+    ap.add_argument(
+        "--decoder",
+        choices=("default", "previous"),
+        default="default",
+        help="decoder settings of the concurrent runs: today's defaults or the previous ones",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="runs per decoding variant (least CPU)")
+    ap.add_argument(
+        "--strategies-only", action="store_true", help="only the decoding tables (no streams)"
+    )
     args = ap.parse_args()
+    args.decoder_kwargs = PREVIOUS if args.decoder == "previous" else {}
     from safestream.classify import combine_scores, load_classifier
 
     print(f"{os.cpu_count()} CPUs (shared with other work); load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / "clip.ts"
         make_clip(clip, args.seconds, args.gop)
-        print(
-            f"\nDecoding strategies, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s (+ PDQ):\n"
+        print_strategies(
+            clip,
+            f"Decoding, synthetic clip, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s "
+            f"(+ PDQ; CPU: least of {args.repeat} runs):",
+            args.repeat,
         )
-        print("| strategy | CPU s | frames decoded | samples | CPU vs all | frames vs all |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        rows = strategies(clip)
-        base_cpu, base_frames = rows[0][1], rows[0][2]
-        for name, c, frames, samples in rows:
-            print(
-                f"| {name} | {c:.2f} | {frames} | {samples} | {c / base_cpu:.2f} | "
-                f"{frames / base_frames:.2f} |"
-            )
+        photos = Path(d) / "photos.ts"
+        photo_clip(photos, 4, args.gop)
+        print_strategies(
+            photos,
+            f"Decoding, scikit-image sample photos panned (6 x 4 s), {args.gop:g} s GOP:",
+            args.repeat,
+        )
+        if args.strategies_only:
+            return
         engine = engine_with_bank(Path(d) / "data")
         print(
             f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
-            f"{args.workers} workers:\n"
+            f"{args.workers} workers, {args.decoder} decoder settings:\n"
         )
         print(
             "| analysis | streams | samples | dropped | CPU s per stream-s | streams/core "

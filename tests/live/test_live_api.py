@@ -162,6 +162,7 @@ def test_banked_stream_through_the_api_ends_opens_a_case_and_notifies(
     assert set(fired) == {"end_stream", "open_case"}
     assert 1.0 <= fired["open_case"]["sample_times_s"][0] <= 4.0
     assert out["metrics"]["matches"] >= 1 and out["metrics"]["latency_p95_ms"] is not None
+    assert out["metrics"]["frames_decoded"] > 0 and "packets_unreferenced" in out["metrics"]
     assert out["context"]["source_port"] == 50505
     content_id = fired["open_case"]["result"]["case"]["content_id"]
 

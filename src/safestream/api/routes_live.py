@@ -82,7 +82,10 @@ class StreamMetricsOut(BaseModel):
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     frames_decoded: int
+    #: Packets not decoded: the rest of a GOP after its last due sample, and
+    #: non-reference pictures before a due time (also counted apart below).
     packets_skipped: int
+    packets_unreferenced: int = 0
 
 
 class StreamOut(BaseModel):

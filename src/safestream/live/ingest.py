@@ -9,14 +9,19 @@ depends on the :class:`Sampler`'s strategy:
   restarts only at an instantaneous decoder refresh (H.264 IDR, HEVC IDR/BLA), never
   at a recovery point (intra refresh, open GOP) flagged as a keyframe. With
   keyframes at least once per sample interval this decodes keyframes only; with a
-  2 s GOP at 1 sample/s it decodes about half the frames;
+  2 s GOP at 1 sample/s it decodes about half the frames. Within those, a picture
+  that no other picture references (H.264 ``nal_ref_idc == 0``; HEVC sub-layer
+  non-reference types in the top sub-layer: non-reference B-frames) and comes
+  before the due time is dropped undecoded (``drop_unreferenced``), another ~45 %
+  of the frames with B-frames;
 * **keyframe**: keyframes only (``skip_frame = "NONKEY"``) when the measured GOP is at
   most the sample interval (plus a tolerance), otherwise every frame;
 * **all**: every frame (the reference in tests and benchmarks).
 
 Decoding is most of the cost; only the frame that falls due is converted to RGB and
-scaled down. A sample is the first frame at or after its due time; a keyframe up to
-the tolerance before it may stand in.
+scaled down. A sample is the first decoded frame at or after its due time (a packet
+at or after the due time is never dropped); a keyframe up to the tolerance before it
+may stand in.
 """
 
 from __future__ import annotations
@@ -165,19 +170,25 @@ def nal_length_size(codec: str, extradata: bytes | None) -> int:
     return 4
 
 
-def _nal_headers(data: bytes, length_size: int) -> Iterator[int]:
-    """The first header byte of each NAL unit, in Annex B or length-prefixed framing."""
+def _nal_starts(data: bytes, length_size: int) -> Iterator[int]:
+    """The offset of each NAL unit's header, in Annex B or length-prefixed framing."""
     if data.startswith((b"\0\0\1", b"\0\0\0\1")):
         i = data.find(b"\0\0\1")
         while 0 <= i < len(data) - 3:
-            yield data[i + 3]
+            yield i + 3
             i = data.find(b"\0\0\1", i + 3)
         return
     i = 0
     while i + length_size < len(data):
         n = int.from_bytes(data[i : i + length_size], "big")
-        yield data[i + length_size]
+        yield i + length_size
         i += length_size + n
+
+
+def _nal_headers(data: bytes, length_size: int) -> Iterator[int]:
+    """The first header byte of each NAL unit, in Annex B or length-prefixed framing."""
+    for i in _nal_starts(data, length_size):
+        yield data[i]
 
 
 def resumable_keyframe(packet: Any, codec: str, length_size: int = 4) -> bool:
@@ -199,6 +210,71 @@ def resumable_keyframe(packet: Any, codec: str, length_size: int = 4) -> bool:
     return False
 
 
+def hevc_top_sub_layer(extradata: bytes | None, length_size: int = 4) -> int | None:
+    """The highest HEVC temporal sub-layer (TemporalId) a stream declares, if known.
+
+    Read from the ``hvcC`` extradata (MP4, FLV) when it gives the number of temporal
+    layers, else from an in-band SPS (Annex B extradata or a keyframe packet):
+    ``sps_max_sub_layers_minus1``. None when neither says.
+    """
+    if not extradata:
+        return None
+    if extradata[0] == 1 and len(extradata) > 22:
+        layers = (extradata[21] >> 3) & 7
+        if layers:
+            return layers - 1
+        i = 23  # the parameter set arrays: type, count, then (length, NAL unit) each
+        for _ in range(extradata[22]):
+            if i + 3 > len(extradata):
+                break
+            nal_type, count = extradata[i] & 0x3F, int.from_bytes(extradata[i + 1 : i + 3], "big")
+            i += 3
+            for _ in range(count):
+                start = i + 2
+                if nal_type == 33 and start + 2 < len(extradata):
+                    return (extradata[start + 2] >> 1) & 7
+                i = start + int.from_bytes(extradata[i:start], "big")
+        return None
+    for i in _nal_starts(extradata, length_size):
+        if i + 2 < len(extradata) and (extradata[i] >> 1) & 0x3F == 33:  # SPS
+            return (extradata[i + 2] >> 1) & 7
+    return None
+
+
+def unreferenced_packet(
+    data: bytes, codec: str, length_size: int = 4, hevc_top: int | None = None
+) -> bool:
+    """Whether no other picture can reference this packet's picture (so it may be dropped).
+
+    H.264: every slice NAL unit has ``nal_ref_idc == 0``. HEVC: every picture NAL unit is
+    a sub-layer non-reference type (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, reserved
+    even types below 16) in the highest temporal sub-layer ``hevc_top`` (a lower
+    sub-layer's non-reference picture may still be referenced by a higher sub-layer);
+    never when ``hevc_top`` is unknown. False for other codecs and for packets with no
+    picture data.
+    """
+    found = False
+    if codec == "h264":
+        for i in _nal_starts(data, length_size):
+            header = data[i]
+            if 1 <= header & 0x1F <= 5:
+                if header & 0x60:
+                    return False
+                found = True
+        return found
+    if codec == "hevc" and hevc_top is not None:
+        for i in _nal_starts(data, length_size):
+            nal_type = (data[i] >> 1) & 0x3F
+            if nal_type < 32:
+                if nal_type >= 16 or nal_type & 1 or i + 1 >= len(data):
+                    return False
+                if (data[i + 1] & 7) - 1 != hevc_top:
+                    return False
+                found = True
+        return found
+    return False
+
+
 @dataclass
 class SamplerStats:
     """What the sampler has done so far."""
@@ -206,8 +282,12 @@ class SamplerStats:
     packets: int = 0
     #: Packets sent to the decoder.
     packets_decoded: int = 0
-    #: Packets never decoded: the rest of a GOP after its last due sample (lazy strategy).
+    #: Packets never decoded (lazy strategy): the rest of a GOP after its last due
+    #: sample, and the unreferenced pictures before a due time (``unreferenced``).
     packets_skipped: int = 0
+    #: Of ``packets_skipped``: unreferenced pictures (non-reference B-frames) dropped
+    #: undecoded because they come before the due time.
+    unreferenced: int = 0
     frames_decoded: int = 0
     samples: int = 0
     bad_packets: int = 0
@@ -219,6 +299,15 @@ class SamplerStats:
 
 #: Decoding strategies: ``lazy`` (default), ``keyframe`` and ``all`` (for comparison).
 STRATEGIES = ("lazy", "keyframe", "all")
+#: FFmpeg's ``skip_loop_filter`` levels: which pictures skip the deblocking filter.
+#: ``none``: full quality; ``noref``: unreferenced pictures only (no error reaches
+#: other pictures); ``bidir``: B-pictures; ``nokey``: all but keyframes; ``all``.
+LOOP_FILTER_SKIPS = ("none", "noref", "bidir", "nokey", "all")
+#: The default: unreferenced pictures only. Their deblocking error cannot spread to
+#: other pictures: no PDQ drift was measured. ``all`` saves 10-25 % more CPU but
+#: drifted up to 4 PDQ bits at a 2 s GOP and 16 at 10 s; bench/README.md ("Live")
+#: has the figures of each level.
+DEFAULT_LOOP_FILTER_SKIP = "noref"
 #: A GOP longer than this many packets is decoded eagerly (bounds the packet buffer).
 MAX_GOP_PACKETS = 2048
 
@@ -240,6 +329,16 @@ class Sampler:
     * ``keyframe``: keyframes only when the measured GOP is short enough, otherwise
       every frame;
     * ``all``: every frame (the reference the others are compared with).
+
+    With ``drop_unreferenced`` (lazy strategy, H.264/HEVC), a picture no other picture
+    references (a non-reference B-frame) whose time is before the due time is dropped
+    undecoded; a packet at or after the due time is always decoded. A sample is still
+    the first decoded frame at or after its due time, within one interval of it.
+    ``skip_loop_filter`` (one of :data:`LOOP_FILTER_SKIPS`) trades deblocking of some
+    pictures for CPU; ``decoder_threads`` is the decoder's slice threads (0: FFmpeg's
+    automatic count); one per decoder is cheapest when many streams share the
+    cores. Frame threading is never used: it holds frames back, so a due sample would
+    need packets that have not arrived yet.
     """
 
     def __init__(
@@ -250,6 +349,9 @@ class Sampler:
         max_side: int | None = DEFAULT_MAX_SIDE,
         max_frame_pixels: int = 8192 * 8192,
         strategy: str = "lazy",
+        drop_unreferenced: bool = True,
+        skip_loop_filter: str = DEFAULT_LOOP_FILTER_SKIP,
+        decoder_threads: int = 1,
     ) -> None:
         if not sample_fps > 0:
             raise InputError(f"sample_fps must be > 0, got {sample_fps}")
@@ -257,6 +359,18 @@ class Sampler:
             raise InputError(
                 f"unknown decoding strategy {strategy!r}; known: {', '.join(STRATEGIES)}"
             )
+        if skip_loop_filter not in LOOP_FILTER_SKIPS:
+            raise InputError(
+                f"unknown skip_loop_filter {skip_loop_filter!r}; "
+                f"known: {', '.join(LOOP_FILTER_SKIPS)}"
+            )
+        if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int):
+            raise InputError(f"decoder_threads must be an integer, got {decoder_threads!r}")
+        if not 0 <= decoder_threads <= 64:
+            raise InputError(f"decoder_threads must be 0 (automatic) to 64, got {decoder_threads}")
+        self.drop_unreferenced = drop_unreferenced
+        self.skip_loop_filter = skip_loop_filter
+        self.decoder_threads = decoder_threads
         self.interval_s = 1.0 / sample_fps
         #: A keyframe this close before a due time is taken as that sample.
         self.tolerance_s = (
@@ -283,6 +397,11 @@ class Sampler:
         stream = container.streams.video[0]
         cc = stream.codec_context
         cc.skip_frame = "DEFAULT"
+        # Decoder settings take effect when the decoder opens, at the first packet.
+        if self.skip_loop_filter != "none":
+            cc.options = {**dict(cc.options), "skip_loop_filter": self.skip_loop_filter}
+        cc.thread_type = "SLICE"
+        cc.thread_count = self.decoder_threads
         lazy = self.strategy == "lazy"
         keyframe_mode = False
         last_key: float | None = None
@@ -302,6 +421,10 @@ class Sampler:
         time_base = stream.time_base
         codec = str(cc.name)
         length_size = nal_length_size(codec, cc.extradata)
+        drop = lazy and self.drop_unreferenced and codec in ("h264", "hevc")
+        hevc_top = hevc_top_sub_layer(cc.extradata, length_size) if codec == "hevc" else None
+        # Packet times as floats: Fraction arithmetic per packet is measurable at 30 fps.
+        packet_base = float(time_base) if time_base is not None else None
         last_t = 0.0
 
         def decode(packet: Any) -> list[Any]:
@@ -331,8 +454,8 @@ class Sampler:
                     f"{self.max_frame_pixels} pixels"
                 )
             # From the stream's time base: frames drained from the decoder carry none.
-            if frame.pts is not None and time_base is not None:
-                t_abs = float(frame.pts * time_base)
+            if frame.pts is not None and packet_base is not None:
+                t_abs = frame.pts * packet_base
             elif frame.time is not None and frame.time == frame.time:
                 t_abs = float(frame.time)
             else:
@@ -362,8 +485,8 @@ class Sampler:
                 return
             arrived = time.monotonic()
             pt: float | None = None
-            if packet.pts is not None and packet.time_base is not None:
-                pt = float(packet.pts * packet.time_base)
+            if packet.pts is not None and packet_base is not None:
+                pt = packet.pts * packet_base
                 if realtime:
                     if wall_start is None:
                         wall_start = arrived - pt / speed
@@ -404,6 +527,8 @@ class Sampler:
                 continue  # a demuxer's flush packet: the end is handled below
             if packet.is_keyframe and resumable_keyframe(packet, codec, length_size):
                 seen_key = True
+                if drop and codec == "hevc" and hevc_top is None:
+                    hevc_top = hevc_top_sub_layer(bytes(packet), length_size)
                 if origin is None and pt is not None:
                     origin = pt
                 if fed < len(gop_packets):
@@ -438,7 +563,21 @@ class Sampler:
                 )
             # Catch up from the last packet decoded; stop as soon as the sample is taken.
             while due and fed < len(gop_packets):
-                for frame in decode(gop_packets[fed]):
+                queued = gop_packets[fed]
+                if (
+                    drop
+                    and origin is not None
+                    and queued.pts is not None
+                    and packet_base is not None
+                    and queued.pts * packet_base - origin + 1e-6 < next_due
+                    and unreferenced_packet(bytes(queued), codec, length_size, hevc_top)
+                ):
+                    # Before the due time and referenced by nothing: never needed.
+                    self.stats.packets_skipped += 1
+                    self.stats.unreferenced += 1
+                    fed += 1
+                    continue
+                for frame in decode(queued):
                     sample = take(frame, arrived)
                     if sample is not None:
                         yield sample

@@ -38,6 +38,7 @@ from safestream.errors import (
     error_kind,
 )
 from safestream.live.ingest import (
+    DEFAULT_LOOP_FILTER_SKIP,
     STRATEGIES,
     Sample,
     Sampler,
@@ -367,8 +368,14 @@ class StreamSession:
 
     def _read_once(self) -> None:
         container = self.source.open()
+        m = self.monitor
         sampler = Sampler(
-            self.sample_fps, max_side=self.monitor.max_side, strategy=self.monitor.strategy
+            self.sample_fps,
+            max_side=m.max_side,
+            strategy=m.strategy,
+            drop_unreferenced=m.drop_unreferenced,
+            skip_loop_filter=m.skip_loop_filter,
+            decoder_threads=m.decoder_threads,
         )
         self.sampler = sampler
         try:
@@ -454,7 +461,11 @@ class StreamSession:
 
 
 class Monitor:
-    """Monitors many streams with one shared worker pool."""
+    """Monitors many streams with one shared worker pool.
+
+    ``strategy``, ``drop_unreferenced``, ``skip_loop_filter`` and ``decoder_threads``
+    say how each stream is decoded (see :class:`~safestream.live.ingest.Sampler`).
+    """
 
     def __init__(
         self,
@@ -470,12 +481,26 @@ class Monitor:
         strategy: str = "lazy",
         keep_ended: int = 1000,
         silenced: Callable[[StreamContext], bool] | None = None,
+        drop_unreferenced: bool = True,
+        skip_loop_filter: str = DEFAULT_LOOP_FILTER_SKIP,
+        decoder_threads: int = 1,
     ) -> None:
         if strategy not in STRATEGIES:
             raise InputError(
                 f"unknown decoding strategy {strategy!r}; known: {', '.join(STRATEGIES)}"
             )
+        # Bad decoder settings fail here, not later in every stream's thread.
+        Sampler(
+            sample_fps,
+            strategy=strategy,
+            drop_unreferenced=drop_unreferenced,
+            skip_loop_filter=skip_loop_filter,
+            decoder_threads=decoder_threads,
+        )
         self.strategy = strategy
+        self.drop_unreferenced = drop_unreferenced
+        self.skip_loop_filter = skip_loop_filter
+        self.decoder_threads = decoder_threads
         #: Ended streams kept for listing; the oldest are forgotten beyond this.
         self.keep_ended = keep_ended
         self.analyzer = analyzer
@@ -579,6 +604,7 @@ class Monitor:
                 "dropped": self.pool.dropped(s.stream_id),
                 "frames_decoded": sampler.stats.frames_decoded if sampler else 0,
                 "packets_skipped": sampler.stats.packets_skipped if sampler else 0,
+                "packets_unreferenced": sampler.stats.unreferenced if sampler else 0,
             },
         }
 
