@@ -22,6 +22,29 @@ DIHEDRAL_VARIANTS = ("original", "rot90", "rot180", "rot270", "flipx", "flipy", 
 CRYPTO_TYPES = ("md5", "sha1", "sha256")
 
 
+def apply_allow_list(
+    matches: Sequence[Match], reasons: list[str]
+) -> tuple[list[Match], list[Match], list[Match]]:
+    """Split matches: ``(standing, suppressed, allow-list matches)``.
+
+    An exact allow-list hit (the very same file is known benign) suppresses
+    everything; a perceptual one suppresses only perceptual matches: a known-bad
+    file's exact hash always stands. Each allow-list match adds a reason.
+    """
+    allow = [m for m in matches if m.is_allow_list]
+    block = [m for m in matches if not m.is_allow_list]
+    if not allow:
+        return block, [], []
+    exact_allow = any(m.signal_type != "pdq" for m in allow)
+    suppressed = [m for m in block if exact_allow or m.signal_type == "pdq"]
+    for m in allow:
+        reasons.append(
+            f"allow-list bank {m.bank!r} matched ({m.signal_type}, {m.distance_bits} bits): "
+            "suppresses " + ("all matches" if exact_allow else "perceptual matches")
+        )
+    return [m for m in block if m not in suppressed], suppressed, allow
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How content is hashed and matched."""
@@ -167,23 +190,7 @@ class Engine:
     def _decide(
         self, hits: Sequence[tuple[Hit, str]], reasons: list[str], context: ContentContext | None
     ) -> Verdict:
-        matches = self._resolve(hits)
-        allow = [m for m in matches if m.is_allow_list]
-        block = [m for m in matches if not m.is_allow_list]
-        suppressed: list[Match] = []
-        if allow:
-            # An exact allow-list hit (the very same file is known benign)
-            # suppresses everything; a perceptual one suppresses only
-            # perceptual matches: a known-bad file's exact hash always stands.
-            exact_allow = any(m.signal_type != "pdq" for m in allow)
-            suppressed = [m for m in block if exact_allow or m.signal_type == "pdq"]
-            block = [m for m in block if m not in suppressed]
-            for m in allow:
-                reasons.append(
-                    f"allow-list bank {m.bank!r} matched ({m.signal_type}, "
-                    f"{m.distance_bits} bits): suppresses "
-                    + ("all matches" if exact_allow else "perceptual matches")
-                )
+        block, suppressed, allow = apply_allow_list(self._resolve(hits), reasons)
         for m in block:
             reasons.append(
                 f"{m.signal_type} match in bank {m.bank!r} at {m.distance_bits} bits "

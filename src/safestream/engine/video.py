@@ -22,7 +22,7 @@ from typing import Any
 
 from safestream.banks.formats import HashRecord
 from safestream.banks.model import Bank, BankEntry
-from safestream.engine.check import Engine
+from safestream.engine.check import Engine, apply_allow_list
 from safestream.engine.verdict import ContentContext, Match, Outcome, Verdict
 from safestream.signals.pdq import DEFAULT_MIN_QUALITY
 from safestream.signals.video import (
@@ -358,18 +358,7 @@ def check_video(
         if v.matched and v.entry is not None and v.entry.entry_id not in best:
             best[v.entry.entry_id] = v.entry
     matches = sorted(best.values(), key=lambda m: (m.distance_bits, m.bank, m.entry_id))
-    allow = [m for m in matches if m.is_allow_list]
-    block = [m for m in matches if not m.is_allow_list]
-    suppressed: list[Match] = []
-    if allow:
-        exact_allow = any(m.signal_type != "pdq" for m in allow)
-        suppressed = [m for m in block if exact_allow or m.signal_type == "pdq"]
-        block = [m for m in block if m not in suppressed]
-        for m in allow:
-            reasons.append(
-                f"allow-list bank {m.bank!r} matched ({m.signal_type}, {m.distance_bits} "
-                "bits): suppresses " + ("all matches" if exact_allow else "perceptual matches")
-            )
+    block, suppressed, allow = apply_allow_list(matches, reasons)
     blocked = {m.entry_id for m in block}
     for m in exact:
         if m.entry_id in blocked:
