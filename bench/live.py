@@ -36,29 +36,10 @@ import numpy as np
 
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
 from safestream.signals.pdq import pdq_from_rgb
-from safestream.signals.synthetic import photo_like
+from safestream.signals.synthetic import write_synthetic_video
 
 FPS = 30
 W, H = 1280, 720
-
-
-def make_clip(path: Path, seconds: int, gop_s: float) -> None:
-    """Synthetic 720p30: a new background every 3 s, a square moving across it."""
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"preset": "veryfast", "g": str(int(gop_s * FPS)), "sc_threshold": "0"}
-        background = photo_like(0, W, H)
-        for i in range(seconds * FPS):
-            if i % (3 * FPS) == 0:
-                background = photo_like(i, W, H)
-            frame = background.copy()
-            x = (i * 7) % (W - 120)
-            frame[300:420, x : x + 120] = (230, 40, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 #: Decoder settings before this round of work: FFmpeg's slice threads (one per core),
@@ -264,7 +245,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs (shared with other work); load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / "clip.ts"
-        make_clip(clip, args.seconds, args.gop)
+        write_synthetic_video(clip, args.seconds, args.gop)
         print_strategies(
             clip,
             f"Decoding, synthetic clip, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s "

@@ -27,30 +27,11 @@ import pdqhash
 
 from safestream.live.ingest import Sampler, Source
 from safestream.signals.pdq import pdq_from_rgb
-from safestream.signals.synthetic import photo_like
+from safestream.signals.synthetic import write_synthetic_video
 from safestream.signals.video import hash_video
 
 FPS = 30
 W, H = 1280, 720
-
-
-def make_video(path: Path, seconds: int, gop_s: float) -> None:
-    """Synthetic 720p30: a new background every 3 s, a square moving across it."""
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"preset": "veryfast", "g": str(int(gop_s * FPS)), "sc_threshold": "0"}
-        background = photo_like(0, W, H)
-        for i in range(seconds * FPS):
-            if i % (3 * FPS) == 0:
-                background = photo_like(i, W, H)
-            frame = background.copy()
-            x = (i * 7) % (W - 120)
-            frame[300:420, x : x + 120] = (230, 40, 40)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def every_frame(path: Path) -> int:
@@ -91,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         for gop in args.gop:
             path = Path(d) / f"gop{gop}.ts"
-            make_video(path, args.seconds, gop)
+            write_synthetic_video(path, args.seconds, gop)
             c_all, _, n_all = cpu(every_frame, path)
             c_file, _, h = cpu(hash_video, path)
             c_live, _, (n_live, dec_live, kf) = cpu(live, path)

@@ -6,6 +6,8 @@ makes the same pixels; they depict nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
@@ -44,3 +46,32 @@ def photo_like(seed: int, width: int, height: int, *, noise: float = 4.0) -> npt
         arr = arr + rng.normal(0.0, noise, size=arr.shape).astype(np.float32)
     out: npt.NDArray[np.uint8] = np.clip(arr, 0, 255).astype(np.uint8)
     return out
+
+
+def write_synthetic_video(
+    path: Path, seconds: int, gop_s: float, *, fps: int = 30, width: int = 1280, height: int = 720
+) -> None:
+    """Encode a synthetic H.264 MPEG-TS clip for benchmarks (needs ``safestream[video]``).
+
+    A new photo-like background every 3 s with a square moving across it; libx264
+    ``veryfast`` (B-frames on), a keyframe every ``gop_s`` seconds and no scene-cut
+    keyframes, so the GOP is exactly what was asked.
+    """
+    from safestream.signals.video import require_av
+
+    av = require_av()
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": str(int(gop_s * fps)), "sc_threshold": "0"}
+        background = photo_like(0, width, height)
+        for i in range(seconds * fps):
+            if i % (3 * fps) == 0:
+                background = photo_like(i, width, height)
+            frame = background.copy()
+            x = (i * 7) % (width - 120)
+            frame[height * 5 // 12 : height * 7 // 12, x : x + 120] = (230, 40, 40)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
