@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import click
+import pytest
+from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from api_support import auth
+from safestream.auth import Role
 from safestream.demo import synthetic_image
+from safestream.reports.model import Contact, Reporter
 from safestream.signals.hashing import hash_bytes
 from safestream.store.db import Store
 from safestream.store.models import CheckRow
-from safestream.store.service import CheckRepository
+from safestream.store.service import CheckRepository, KeyRepository
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -107,3 +116,56 @@ def record_live(
     with store.session() as s:
         s.execute(update(CheckRow).where(CheckRow.content_id == content_id).values(received_at=at))
     return content_id
+
+
+# -- fixtures shared by tests/cases and tests/reports (imported by their conftest.py) --
+
+#: A complete reporter (synthetic organisation and people).
+REPORTER = Reporter(
+    organisation="Example Platform",
+    contact=Contact(name="Ada Example", email="trust@example.com", phone="+1 555 0100"),
+    emergency_contact=Contact(name="On Call", phone="+1 555 0199"),
+)
+#: The same reporter as API JSON.
+REPORTER_JSON: dict[str, Any] = REPORTER.model_dump(mode="json", exclude_none=True)
+
+
+@pytest.fixture
+def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run the ``cases``/``reports`` commands on a fresh SQLite data dir."""
+    from safestream.cli import cli
+    from safestream.cli_cases import COMMANDS
+
+    group = click.Group("safestream-test", params=cli.params, callback=cli.callback)
+    for command in COMMANDS:
+        group.add_command(command)
+    monkeypatch.delenv("SAFESTREAM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SAFESTREAM_EVIDENCE_DIR", str(tmp_path / "evidence"))
+    monkeypatch.setenv("SAFESTREAM_REPORTER_ORG", "Example Platform")
+    monkeypatch.setenv("SAFESTREAM_REPORTER_NAME", "Ada Example")
+    monkeypatch.setenv("SAFESTREAM_REPORTER_EMAIL", "trust@example.com")
+    monkeypatch.setenv("SAFESTREAM_REPORTER_EMERGENCY_NAME", "On Call")
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(group, ["--data-dir", str(tmp_path / "data"), *args])
+
+    return run
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    """The API over the test's store."""
+    from safestream.api.app import create_app
+    from safestream.api.settings import ServiceSettings
+
+    app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def keys(store: Store) -> dict[Role, dict[str, str]]:
+    """Auth headers of a fresh key for every role."""
+    repo = KeyRepository(store)
+    return {role: auth(repo.create(role.value, f"test {role.value}")[0]) for role in Role}

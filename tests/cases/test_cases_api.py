@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import auth
+from cases_support import REPORTER_JSON as REPORTER
 from cases_support import hashes, record_check
-from safestream.api.app import create_app
-from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
 from safestream.store.audit import AuditRepository
 from safestream.store.db import Store
-from safestream.store.service import KeyRepository
-
-REPORTER = {
-    "organisation": "Example Platform",
-    "contact": {"name": "Ada Example", "email": "trust@example.com"},
-    "emergency_contact": {"name": "On Call", "phone": "+1 555 0199"},
-}
-
-
-@pytest.fixture
-def client(store: Store) -> Iterator[TestClient]:
-    app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def keys(store: Store) -> dict[Role, dict[str, str]]:
-    repo = KeyRepository(store)
-    return {role: auth(repo.create(role.value, f"test {role.value}")[0]) for role in Role}
 
 
 def _ops(client: TestClient) -> list[tuple[str, str, dict[str, Any]]]:

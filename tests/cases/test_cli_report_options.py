@@ -7,31 +7,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import click
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from cases_support import record_check
-from safestream.cli import cli
-from safestream.cli_cases import COMMANDS
 from safestream.store.db import Store
-
-
-@pytest.fixture
-def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    group = click.Group("safestream-test", params=cli.params, callback=cli.callback)
-    for command in COMMANDS:
-        group.add_command(command)
-    monkeypatch.delenv("SAFESTREAM_DATABASE_URL", raising=False)
-    monkeypatch.setenv("SAFESTREAM_REPORTER_ORG", "Example Platform")
-    monkeypatch.setenv("SAFESTREAM_REPORTER_NAME", "Ada Example")
-    monkeypatch.setenv("SAFESTREAM_REPORTER_EMAIL", "trust@example.com")
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(group, ["--data-dir", str(tmp_path / "data"), *args])
-
-    return run
 
 
 def _confirmed_case(invoke: Callable[..., Result], tmp_path: Path) -> str:

@@ -7,11 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import auth
+from cases_support import REPORTER_JSON as REPORTER
 from cases_support import hashes, record_check
 from cybertip_support import PASSWORD, USER, FakeCybertip, running
-from safestream.api.app import create_app
-from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
 from safestream.jobs.base import Backoff
 from safestream.jobs.report_submit import ReportSubmitHandler
@@ -19,26 +17,6 @@ from safestream.jobs.worker import Worker, WorkerOptions
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
 from safestream.store.jobs import JobRepository
-from safestream.store.service import KeyRepository
-
-REPORTER = {
-    "organisation": "Example Platform",
-    "contact": {"name": "Ada Example", "email": "trust@example.com"},
-    "emergency_contact": {"name": "On Call", "phone": "+1 555 0199"},
-}
-
-
-@pytest.fixture
-def client(store: Store) -> Iterator[TestClient]:
-    app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def keys(store: Store) -> dict[Role, dict[str, str]]:
-    repo = KeyRepository(store)
-    return {role: auth(repo.create(role.value, f"test {role.value}")[0]) for role in Role}
 
 
 @pytest.fixture

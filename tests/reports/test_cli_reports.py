@@ -7,33 +7,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from cases_support import hashes, record_check
 from cybertip_support import PASSWORD, TEST_XSD, USER, running
-from safestream.cli import cli
-from safestream.cli_cases import COMMANDS
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
-
-
-@pytest.fixture
-def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    group = click.Group("safestream-test", params=cli.params, callback=cli.callback)
-    for command in COMMANDS:
-        group.add_command(command)
-    monkeypatch.delenv("SAFESTREAM_DATABASE_URL", raising=False)
-    monkeypatch.setenv("SAFESTREAM_EVIDENCE_DIR", str(tmp_path / "evidence"))
-    for name in ("ORG", "NAME", "EMAIL", "EMERGENCY_NAME"):
-        monkeypatch.setenv(f"SAFESTREAM_REPORTER_{name}", f"Example {name.lower()}@example.org")
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(group, ["--data-dir", str(tmp_path / "data"), *args])
-
-    return run
 
 
 def test_example_checks_clean_renders_and_validates(

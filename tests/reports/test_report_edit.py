@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from fastapi.testclient import TestClient
 
 from api_support import auth
 from cases_support import T0, record_check
-from safestream.api.app import create_app
-from safestream.api.settings import ServiceSettings
 from safestream.auth import Role
 from safestream.cases.model import CaseConfig
 from safestream.cases.service import CaseService
-from safestream.cli import cli
-from safestream.cli_cases import COMMANDS
 from safestream.errors import ConflictError, NotFoundError
 from safestream.jobs.report_submit import enqueue_submit
 from safestream.reports.build import BuildOptions
@@ -216,13 +211,6 @@ def _finish_job(store: Store, job_id: int) -> None:
 # -- over HTTP -----------------------------------------------------------------
 
 
-@pytest.fixture
-def client(store: Store) -> Iterator[TestClient]:
-    app = create_app(store, settings=ServiceSettings(refresh_interval_s=0.05))
-    with TestClient(app) as c:
-        yield c
-
-
 def test_patch_route(client: TestClient, store: Store) -> None:
     reports, rid = built(store)
     keys = KeyRepository(store)
@@ -268,20 +256,6 @@ def test_patch_route(client: TestClient, store: Store) -> None:
 
 
 # -- CLI -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    group = click.Group("safestream-test", params=cli.params, callback=cli.callback)
-    for command in COMMANDS:
-        group.add_command(command)
-    monkeypatch.delenv("SAFESTREAM_DATABASE_URL", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(group, ["--data-dir", str(tmp_path / "data"), *args])
-
-    return run
 
 
 def test_cli_edit(invoke: Callable[..., Result], tmp_path: Path) -> None:

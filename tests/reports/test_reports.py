@@ -8,23 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from cases_support import T0, hashes, record_check
+from cases_support import REPORTER, T0, hashes, record_check
 from safestream.cases.model import CaseConfig
 from safestream.cases.service import CaseService
 from safestream.errors import ConflictError, InputError
 from safestream.reports.build import BuildOptions, build_report
 from safestream.reports.cybertipline import export_xml, parse_key_fields, report_xml
-from safestream.reports.model import Contact, Report, Reporter
+from safestream.reports.model import Report
 from safestream.reports.quality import blocking, check_report
 from safestream.reports.service import ReportService, load_report
 from safestream.store.audit import AuditRepository
 from safestream.store.db import Store
-
-REPORTER = Reporter(
-    organisation="Example Platform",
-    contact=Contact(name="Ada Example", email="trust@example.com", phone="+1 555 0100"),
-    emergency_contact=Contact(name="On Call", phone="+1 555 0199"),
-)
 
 
 def confirmed_case(store: Store) -> tuple[CaseService, int]:

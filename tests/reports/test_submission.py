@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
-from cases_support import T0, hashes, record_check
+from cases_support import REPORTER, T0, hashes, record_check
 from cybertip_support import PASSWORD, TEST_XSD, USER, FakeCybertip, running
 from safestream.cases.model import CaseConfig
 from safestream.cases.service import CaseService
@@ -20,7 +20,6 @@ from safestream.errors import ConfigError, ConflictError, InputError
 from safestream.evidence.store import EvidenceStore
 from safestream.reports.build import BuildOptions
 from safestream.reports.cybertipline import export_xml, report_xml
-from safestream.reports.model import Contact, Reporter
 from safestream.reports.service import ReportService
 from safestream.reports.submission import (
     PRESETS,
@@ -38,11 +37,6 @@ from safestream.store.audit import AuditRepository
 from safestream.store.cases import SubmissionRepository
 from safestream.store.db import Store
 
-REPORTER = Reporter(
-    organisation="Example Platform",
-    contact=Contact(name="Ada Example", email="trust@example.com", phone="+1 555 0100"),
-    emergency_contact=Contact(name="On Call", phone="+1 555 0199"),
-)
 KEY = "k1:" + __import__("base64").b64encode(bytes(range(32))).decode()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cases_support import T0, record_check
+from cases_support import REPORTER, T0, record_check
 from cybertip_support import PASSWORD, USER, FakeCybertip, running
 from safestream.cases.model import CaseConfig
 from safestream.cases.service import CaseService
@@ -24,7 +24,6 @@ from safestream.jobs.report_submit import (
 )
 from safestream.jobs.worker import Worker, WorkerOptions
 from safestream.reports.build import BuildOptions
-from safestream.reports.model import Contact, Reporter
 from safestream.reports.service import ReportService
 from safestream.reports.submission import (
     CybertipClient,
@@ -36,12 +35,6 @@ from safestream.store.cases import SubmissionRepository
 from safestream.store.db import Store
 from safestream.store.jobs import Job, JobRepository
 from safestream.store.models import utcnow
-
-REPORTER = Reporter(
-    organisation="Example Platform",
-    contact=Contact(name="Ada Example", email="trust@example.com", phone="+1 555 0100"),
-    emergency_contact=Contact(name="On Call", phone="+1 555 0199"),
-)
 
 
 def built(store: Store, files: int = 2) -> tuple[ReportService, int]:
