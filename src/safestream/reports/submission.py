@@ -311,36 +311,20 @@ class CybertipClient:
                 )
             except (OSError, http.client.HTTPException) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-                self.on_exchange(
-                    Exchange(
-                        step,
-                        attempt,
-                        method,
-                        url,
-                        headers,
-                        shown,
-                        sent,
-                        error=last,
-                        received_at=utcnow(),
-                    )
-                )
+                self._log(step, attempt, method, url, headers, shown, sent, error=last)
             else:
                 text = data.decode("utf-8", "replace")
-                self.on_exchange(
-                    Exchange(
-                        step,
-                        attempt,
-                        method,
-                        url,
-                        headers,
-                        shown,
-                        sent,
-                        status,
-                        rheaders,
-                        text,
-                        None,
-                        utcnow(),
-                    )
+                self._log(
+                    step,
+                    attempt,
+                    method,
+                    url,
+                    headers,
+                    shown,
+                    sent,
+                    response_status=status,
+                    response_headers=rheaders,
+                    response_body=text,
                 )
                 if status in (401, 403):
                     raise CybertipAuthError(
@@ -362,6 +346,10 @@ class CybertipClient:
             f"/{step} failed {self.config.max_attempts} times ({last}); the hotline may be down: "
             "try again later (the submission resumes where it stopped)"
         )
+
+    def _log(self, *request: Any, **outcome: Any) -> None:
+        """Store one exchange: the request as sent and its response or error, with times."""
+        self.on_exchange(Exchange(*request, **{**outcome, "received_at": utcnow()}))
 
     def _checked(
         self, step: str, status: int, text: str, *, accept: frozenset[int] = frozenset()
