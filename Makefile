@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install ffmpeg-program demo test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian's `ffmpeg` program for the tests that use it (installed as root; else they are
+# skipped, saying so). Only for the tests: the demo needs no ffmpeg program.
+ffmpeg-program:
+	sh scripts/ensure-ffmpeg
 
 demo: install
 	$(VENV)/bin/safestream demo
@@ -30,7 +35,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install ffmpeg-program
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 bench: install

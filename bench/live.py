@@ -42,22 +42,31 @@ FPS = 30
 W, H = 1280, 720
 
 
-#: Decoder settings before this round of work: FFmpeg's slice threads (one per core),
-#: full deblocking, every picture up to a due sample decoded.
-PREVIOUS = {"drop_unreferenced": False, "skip_loop_filter": "none", "decoder_threads": 0}
+#: Decoder settings before the I/P chain: every reference picture up to a due sample
+#: decoded, and the frames the decoder's reorder delay holds pushed out by more packets.
+BEFORE_CHAIN = {"ip_chain": False, "early_drain": False}
+#: Decoder settings before unreferenced pictures were dropped: FFmpeg's slice threads
+#: (one per core), full deblocking, every picture up to a due sample decoded.
+PREVIOUS = {
+    "drop_unreferenced": False,
+    "skip_loop_filter": "none",
+    "decoder_threads": 0,
+    **BEFORE_CHAIN,
+}
 #: Each row of the strategy table: (label, Sampler keyword arguments).
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("all frames, full quality", {"strategy": "all", **PREVIOUS}),
     ("keyframe-aware", {"strategy": "keyframe", **PREVIOUS}),
-    ("lazy (previous default)", {"strategy": "lazy", **PREVIOUS}),
+    ("lazy (first version)", {"strategy": "lazy", **PREVIOUS}),
     ("lazy, 1 decoder thread", {**PREVIOUS, "decoder_threads": 1}),
     (
         "lazy + drop unreferenced",
-        {"drop_unreferenced": True, "skip_loop_filter": "none", "decoder_threads": 1},
+        {"skip_loop_filter": "none", **BEFORE_CHAIN},
     ),
-    ("lazy + drop + loop filter skip noref (default)", {"skip_loop_filter": "noref"}),
-    ("lazy + drop + loop filter skip bidir", {"skip_loop_filter": "bidir"}),
-    ("lazy + drop + loop filter skip all", {"skip_loop_filter": "all"}),
+    ("lazy + drop + loop filter skip noref (before the chain)", BEFORE_CHAIN),
+    ("+ early drain", {"ip_chain": False}),
+    ("+ I/P chain (default)", {}),
+    ("+ I/P chain + loop filter skip all", {"skip_loop_filter": "all"}),
 ]
 
 
@@ -75,22 +84,62 @@ def sample_clip(path: Path, kwargs: dict[str, Any]) -> tuple[float, Any, list[tu
     return time.process_time() - t0, sampler.stats, pdqs
 
 
+def every_frame_pdq(path: Path) -> dict[float, str]:
+    """PDQ of every frame, fully decoded and scaled as samples are, by stream time."""
+    from safestream.signals.video import frame_rgb
+
+    out: dict[float, str] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        first: float | None = None
+        for frame in container.decode(stream):
+            t = frame.pts * base
+            first = t if first is None else first
+            out[round(t - first, 4)] = pdq_from_rgb(frame_rgb(frame, 512))[0]
+    return out
+
+
 def strategies(path: Path, repeat: int) -> list[tuple[str, float, int, int, list[int]]]:
-    """(variant, CPU s (least of ``repeat`` runs), frames decoded, unreferenced dropped,
-    PDQ bits each sample differs from full-quality decoding of every frame)."""
+    """(variant, CPU s (least of ``repeat`` runs), frames decoded, referenced + unreferenced
+    B-pictures skipped, PDQ bits each sample differs from full-quality decoding of the
+    frame at its time)."""
     out = []
-    reference: dict[float, str] = {}
+    reference = every_frame_pdq(path)
     for label, kwargs in VARIANTS:
         runs = [sample_clip(path, kwargs) for _ in range(repeat)]
         cpu = min(r[0] for r in runs)
         _, stats, pdqs = runs[0]
-        if not reference:
-            reference = dict(pdqs)
-        drift = [
-            bin(int(h, 16) ^ int(reference[t], 16)).count("1") for t, h in pdqs if t in reference
-        ]
-        out.append((label, cpu, stats.frames_decoded, stats.unreferenced, drift))
+        drift = [bin(int(h, 16) ^ int(reference[round(t, 4)], 16)).count("1") for t, h in pdqs]
+        skipped = stats.unreferenced + stats.b_references_skipped
+        out.append((label, cpu, stats.frames_decoded, skipped, drift))
     return out
+
+
+def testsrc2_clip(path: Path, seconds: int, gop_s: float) -> None:
+    """FFmpeg's ``testsrc2`` pattern (libavfilter, through PyAV) as 720p30 H.264."""
+    graph = av.filter.Graph()
+    source = graph.add("testsrc2", f"size={W}x{H}:rate={FPS}:duration={seconds}")
+    convert = graph.add("format", "yuv420p")
+    sink = graph.add("buffersink")
+    source.link_to(convert)
+    convert.link_to(sink)
+    graph.configure()
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": str(int(gop_s * FPS)), "sc_threshold": "0"}
+        while True:
+            try:
+                frame = sink.pull()
+            except (av.error.EOFError, av.error.BlockingIOError):
+                break
+            # The filter marks its frames as keyframes: let the encoder choose.
+            frame.pts, frame.pict_type = None, av.video.frame.PictureType.NONE
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def photo_clip(path: Path, seconds_each: int, gop_s: float) -> None:
@@ -120,8 +169,8 @@ def print_strategies(path: Path, title: str, repeat: int) -> None:
     """The strategy table for one clip."""
     print(f"\n{title}\n")
     print(
-        "| decoding | CPU s | frames decoded | unreferenced dropped | CPU vs all "
-        "| CPU vs previous lazy | PDQ drift median / max bits |"
+        "| decoding | CPU s | frames decoded | B-pictures skipped | CPU vs all "
+        "| CPU vs first lazy | PDQ drift median / max bits |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     rows = strategies(path, repeat)
@@ -230,16 +279,24 @@ def main() -> None:
     ap.add_argument("--gop", type=float, default=2.0, help="keyframe interval of the clip (s)")
     ap.add_argument(
         "--decoder",
-        choices=("default", "previous"),
+        choices=("default", "before-chain", "previous"),
         default="default",
-        help="decoder settings of the concurrent runs: today's defaults or the previous ones",
+        help="decoder settings of the concurrent runs: today's defaults, those before the I/P "
+        "chain, or those before unreferenced pictures were dropped",
+    )
+    ap.add_argument(
+        "--clip",
+        choices=("synthetic", "testsrc2"),
+        default="synthetic",
+        help="the streams' clip: photo-like backgrounds with a moving square, or FFmpeg's "
+        "testsrc2 (the decoding tables show both)",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per decoding variant (least CPU)")
     ap.add_argument(
         "--strategies-only", action="store_true", help="only the decoding tables (no streams)"
     )
     args = ap.parse_args()
-    args.decoder_kwargs = PREVIOUS if args.decoder == "previous" else {}
+    args.decoder_kwargs = {"previous": PREVIOUS, "before-chain": BEFORE_CHAIN}.get(args.decoder, {})
     from safestream.classify import combine_scores, load_classifier
 
     print(f"{os.cpu_count()} CPUs (shared with other work); load {os.getloadavg()[0]:.1f}")
@@ -252,6 +309,15 @@ def main() -> None:
             f"(+ PDQ; CPU: least of {args.repeat} runs):",
             args.repeat,
         )
+        pattern = Path(d) / "testsrc2.ts"
+        testsrc2_clip(pattern, args.seconds, args.gop)
+        print_strategies(
+            pattern,
+            f"Decoding, FFmpeg testsrc2, one 720p30 stream, {args.gop:g} s GOP:",
+            args.repeat,
+        )
+        if args.clip == "testsrc2":
+            clip = pattern
         photos = Path(d) / "photos.ts"
         photo_clip(photos, 4, args.gop)
         print_strategies(
@@ -264,7 +330,7 @@ def main() -> None:
         engine = engine_with_bank(Path(d) / "data")
         print(
             f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
-            f"{args.workers} workers, {args.decoder} decoder settings:\n"
+            f"{args.workers} workers, {args.clip} clip, {args.decoder} decoder settings:\n"
         )
         print(
             "| analysis | streams | samples | dropped | CPU s per stream-s | streams/core "

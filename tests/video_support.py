@@ -74,3 +74,36 @@ def shots(pictures: Sequence[RGB], seconds_each: float, fps: int) -> list[RGB]:
     for i, p in enumerate(pictures):
         out += scene(p, seconds_each, fps, seed=i)
     return out
+
+
+def decoded_frames(path: Path, max_side: int | None = 512) -> dict[float, RGB]:
+    """Every frame of a video, fully decoded, scaled as samples are, by stream time.
+
+    Times are seconds since the first frame, rounded to 0.1 ms (the key samples use).
+    """
+    from safestream.signals.video import frame_rgb
+
+    out: dict[float, RGB] = {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        first: float | None = None
+        for frame in container.decode(stream):
+            t = frame.pts * base
+            first = t if first is None else first
+            out[round(t - first, 4)] = frame_rgb(frame, max_side)
+    return out
+
+
+def assert_samples_exact(
+    samples: Sequence[Any], path: Path, *, interval: float, tolerance: float | None = None
+) -> None:
+    """One sample per interval, each within [due - tolerance, due + interval), and each
+    bit-identical to the frame full decoding gives at its time."""
+    frames = decoded_frames(path)
+    slack = 0.25 * interval if tolerance is None else tolerance
+    for k, sample in enumerate(samples):
+        t = sample.stream_time_s
+        assert k * interval - slack - 1e-6 <= t < (k + 1) * interval, (k, t)
+        assert round(t, 4) in frames, (k, t)
+        assert np.array_equal(sample.rgb, frames[round(t, 4)]), (k, t)

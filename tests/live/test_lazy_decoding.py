@@ -16,7 +16,7 @@ from safestream.errors import InputError
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
 from safestream.signals.video import hash_video
 from safestream.store.banks import BankRepository
-from video_support import encode, known_frame, other_frame, shots
+from video_support import assert_samples_exact, encode, known_frame, other_frame, shots
 
 FPS = 10
 
@@ -91,12 +91,10 @@ def test_changing_gop_and_b_frames_lose_no_sample(tmp_path: Path, bframes: int) 
     assert len(keyframe_times(path)) == len(keys)
     every, _ = run(path, "all", fps=2.0)
     lazy, sampler = run(path, "lazy", fps=2.0)
-    assert [s.stream_time_s for s in lazy] == [s.stream_time_s for s in every]
-    assert len(lazy) == 24
-    for k, s in enumerate(lazy):
-        assert k * 0.5 - 0.125 <= s.stream_time_s < (k + 1) * 0.5
-    for a, b in zip(lazy, every, strict=True):
-        assert np.array_equal(a.rgb, b.rgb)
+    assert len(lazy) == len(every) == 24
+    # One sample per due time, each the very picture full decoding gives at its time
+    # (with B-frames the I/P chain may take the P-picture after a due B-picture).
+    assert_samples_exact(lazy, path, interval=0.5)
     assert sampler.stats.frames_decoded < 120
     assert sampler.stats.packets_skipped > 0 and sampler.stats.flushes > 0
     assert sampler.stats.bad_packets == 0

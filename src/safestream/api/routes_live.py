@@ -86,6 +86,10 @@ class StreamMetricsOut(BaseModel):
     #: non-reference pictures before a due time (also counted apart below).
     packets_skipped: int
     packets_unreferenced: int = 0
+    #: Referenced B-pictures skipped because no decoded picture uses them (I/P chain).
+    b_references_skipped: int = 0
+    #: Why the I/P chain was turned off for this stream, if it was.
+    chain_fallback_reason: str | None = None
 
 
 class StreamOut(BaseModel):

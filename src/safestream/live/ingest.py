@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -37,6 +37,15 @@ import numpy as np
 import numpy.typing as npt
 
 from safestream.errors import InputError
+from safestream.live.h264 import (
+    SLICE_B,
+    SLICE_P,
+    SLICE_SP,
+    ParameterSets,
+    RefTracker,
+    SliceHeader,
+    Unsupported,
+)
 from safestream.signals.video import VideoError, frame_rgb, require_av
 
 #: Frames are scaled so that their longer side is at most this before hashing/classifying.
@@ -120,9 +129,11 @@ class Source:
         """A name for messages (never credentials: the URL's user info is dropped)."""
         if self.url is None:
             return "pipe"
-        if "@" in self.url and "://" in self.url:
-            scheme, rest = self.url.split("://", 1)
-            return f"{scheme}://{rest.split('@', 1)[1]}"
+        if "://" in self.url:
+            # User info dropped, secret query values (SRT passphrase, tokens) masked.
+            from safestream.live.relay import redact
+
+            return redact(self.url)
         return self.url
 
     def open(self) -> Any:
@@ -140,6 +151,12 @@ class Source:
         try:
             return av.open(target, mode="r", format=self.format, options=options, timeout=20)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if isinstance(exc, av.error.ProtocolNotFoundError) and self.url is not None:
+                # PyAV's FFmpeg lacks it (SRT): the system ffmpeg program may relay it.
+                from safestream.live import relay
+
+                if relay.can_relay(self.url):
+                    return relay.open_relayed(self)
             detail = str(exc)
             if self.url is not None:  # FFmpeg's message may quote the URL and its password
                 detail = detail.replace(self.url, self.describe())
@@ -170,9 +187,24 @@ def nal_length_size(codec: str, extradata: bytes | None) -> int:
     return 4
 
 
+def _length_prefixed(data: bytes, length_size: int) -> bool:
+    """Whether ``length_size``-byte lengths tile the data exactly (AVCC/HVCC framing)."""
+    i = 0
+    while i + length_size <= len(data):
+        n = int.from_bytes(data[i : i + length_size], "big")
+        if n == 0:
+            return False
+        i += length_size + n
+    return i == len(data)
+
+
 def _nal_starts(data: bytes, length_size: int) -> Iterator[int]:
-    """The offset of each NAL unit's header, in Annex B or length-prefixed framing."""
-    if data.startswith((b"\0\0\1", b"\0\0\0\1")):
+    """The offset of each NAL unit's header, in Annex B or length-prefixed framing.
+
+    A length prefix can look like a start code (a 256-511 byte NAL unit after a 4-byte
+    length begins 00 00 01): data whose lengths tile it exactly is length-prefixed.
+    """
+    if data.startswith((b"\0\0\1", b"\0\0\0\1")) and not _length_prefixed(data, length_size):
         i = data.find(b"\0\0\1")
         while 0 <= i < len(data) - 3:
             yield i + 3
@@ -295,6 +327,20 @@ class SamplerStats:
     keyframe_mode: bool = False
     #: Decoder drains at a keyframe after skipped packets (lazy strategy).
     flushes: int = 0
+    #: Of ``packets_skipped``: B-pictures other pictures reference, skipped because the
+    #: headers show that no decoded picture uses them (``ip_chain``, H.264).
+    b_references_skipped: int = 0
+    #: Times ``ip_chain`` was turned off for the stream (a P-picture references a
+    #: B-picture, or the headers use something the model does not cover), and why.
+    chain_fallbacks: int = 0
+    chain_fallback_reason: str | None = None
+    #: Decoder drained right after a due frame because the next sample falls in the next
+    #: GOP (``early_drain``): the frames the decoder's reorder delay holds back come out
+    #: without decoding more pictures.
+    early_drains: int = 0
+    #: Packets decoded a second time (a sample fell due after an early drain in the same
+    #: GOP, or after ``ip_chain`` fell back).
+    packets_redecoded: int = 0
 
 
 #: Decoding strategies: ``lazy`` (default), ``keyframe`` and ``all`` (for comparison).
@@ -352,6 +398,8 @@ class Sampler:
         drop_unreferenced: bool = True,
         skip_loop_filter: str = DEFAULT_LOOP_FILTER_SKIP,
         decoder_threads: int = 1,
+        ip_chain: bool = True,
+        early_drain: bool = True,
     ) -> None:
         if not sample_fps > 0:
             raise InputError(f"sample_fps must be > 0, got {sample_fps}")
@@ -369,6 +417,8 @@ class Sampler:
         if not 0 <= decoder_threads <= 64:
             raise InputError(f"decoder_threads must be 0 (automatic) to 64, got {decoder_threads}")
         self.drop_unreferenced = drop_unreferenced
+        self.ip_chain = ip_chain
+        self.early_drain = early_drain
         self.skip_loop_filter = skip_loop_filter
         self.decoder_threads = decoder_threads
         self.interval_s = 1.0 / sample_fps
@@ -426,11 +476,23 @@ class Sampler:
         # Packet times as floats: Fraction arithmetic per packet is measurable at 30 fps.
         packet_base = float(time_base) if time_base is not None else None
         last_t = 0.0
+        # I/P chain (H.264): parameter sets, the reference buffer as the stream marks it
+        # and as the decoder has it, each GOP packet's slice headers (parsed once).
+        chain = lazy and self.ip_chain and self.drop_unreferenced and codec == "h264"
+        params = ParameterSets()
+        real, dec = RefTracker(), RefTracker()
+        gop_headers: dict[int, list[SliceHeader]] = {}
+        # The furthest GOP packet processed (decoded or skipped) since the keyframe.
+        high = 0
+        if chain:
+            try:
+                params.seed(cc.extradata, _nal_starts(cc.extradata or b"", length_size))
+            except Unsupported as exc:
+                chain = False
+                self.stats.chain_fallback_reason = str(exc)
 
         def decode(packet: Any) -> list[Any]:
             nonlocal bad
-            if packet is not None:
-                self.stats.packets_decoded += 1
             try:
                 frames: list[Any] = cc.decode(packet)
                 bad = 0
@@ -479,6 +541,61 @@ class Sampler:
                 rgb=frame_rgb(frame, self.max_side),
                 keyframe=bool(frame.key_frame),
             )
+
+        def chain_skip(index: int, qt: float | None) -> bool:
+            """Whether the I/P chain skips GOP packet ``index`` (marked in both buffers).
+
+            Raises Unsupported when the chain cannot go on: the caller decodes every
+            reference picture from then on (from the keyframe again if one was skipped).
+            """
+            headers = gop_headers.get(index)
+            if headers is None:
+                data = bytes(gop_packets[index])
+                headers = params.picture(data, _nal_starts(data, length_size))
+                gop_headers[index] = headers
+            first = headers[0]
+            fresh = index >= high
+            if first.idr:
+                real.reset()
+                dec.reset()
+            real.check_frame_num(first)
+            types = {h.slice_type for h in headers}
+            if qt is not None and (
+                (not first.nal_ref_idc and qt + 1e-6 < next_due)
+                or (types == {SLICE_B} and qt < next_due + 0.5 * self.interval_s)
+            ):
+                # Unreferenced before the due time, or a B-picture: the sample will be the
+                # first I- or P-picture at or after the due time.
+                real.add(first, False)
+                dec.add(first, False, gap=True)
+                if fresh:
+                    self.stats.packets_skipped += 1
+                    if first.nal_ref_idc:
+                        self.stats.b_references_skipped += 1
+                    else:
+                        self.stats.unreferenced += 1
+                return True
+            if SLICE_B in types and not all(dec.short.values()):
+                raise Unsupported("a B-picture must be decoded after skipped references")
+            for h in headers:
+                if h.slice_type in (SLICE_P, SLICE_SP):
+                    refs = dec.list0(h)
+                    if refs != real.list0(h) or not all(dec.short[fn] for fn in refs):
+                        raise Unsupported("a P-picture references a skipped B-picture")
+            real.add(first, True)
+            dec.add(first, True)
+            return False
+
+        def restart() -> Generator[Sample, None, int]:
+            """Drain and reset the decoder: the GOP is decoded again from its keyframe."""
+            for frame in decode(None):
+                sample = take(frame, time.monotonic())
+                if sample is not None:
+                    yield sample
+            cc.flush_buffers()
+            real.reset()
+            dec.reset()
+            return 0
 
         for packet in container.demux(stream):
             if stop is not None and stop.is_set():
@@ -531,22 +648,26 @@ class Sampler:
                     hevc_top = hevc_top_sub_layer(bytes(packet), length_size)
                 if origin is None and pt is not None:
                     origin = pt
-                if fed < len(gop_packets):
-                    self.stats.packets_skipped += len(gop_packets) - fed
-                    if fed:
-                        # The decoder holds part of the last GOP: drain it (its delayed
-                        # frames are still candidates) and reset it before the keyframe.
+                self.stats.packets_skipped += len(gop_packets) - high
+                if fed:
+                    # The decoder holds part of the last GOP: drain it (its delayed frames
+                    # are still candidates) and reset it before the keyframe.
+                    if fed < len(gop_packets):
                         self.stats.flushes += 1
-                        for frame in decode(None):
-                            sample = take(frame, arrived)
-                            if sample is not None:
-                                yield sample
-                        cc.flush_buffers()
-                gop_packets, fed = [], 0
+                    for frame in decode(None):
+                        sample = take(frame, arrived)
+                        if sample is not None:
+                            yield sample
+                    cc.flush_buffers()
+                gop_packets, fed, high = [], 0, 0
+                gop_headers.clear()
+                real.reset()
+                dec.reset()
             elif not seen_key:
                 # Before the first clean keyframe (a stream joined mid-GOP, or intra
                 # refresh with no IDR at all) every packet is decoded, as "all" does:
                 # the decoder recovers on its own and no sample is lost.
+                self.stats.packets_decoded += 1
                 for frame in decode(packet):
                     sample = take(frame, arrived)
                     if sample is not None:
@@ -561,31 +682,91 @@ class Sampler:
                     or rel + slack + 1e-6 >= next_due
                     or len(gop_packets) > MAX_GOP_PACKETS
                 )
+            if chain and len(gop_packets) > MAX_GOP_PACKETS:
+                # Decoded eagerly from here on: the chain's bookkeeping would be lost.
+                chain = False
+                self.stats.chain_fallbacks += 1
+                self.stats.chain_fallback_reason = f"GOP longer than {MAX_GOP_PACKETS} packets"
+                if not all(dec.short.values()):
+                    fed = yield from restart()
             # Catch up from the last packet decoded; stop as soon as the sample is taken.
             while due and fed < len(gop_packets):
-                queued = gop_packets[fed]
-                if (
+                index = fed
+                queued = gop_packets[index]
+                fresh = index >= high
+                qt = (
+                    queued.pts * packet_base - origin
+                    if origin is not None and queued.pts is not None and packet_base is not None
+                    else None
+                )
+                due_at = next_due
+                if chain:
+                    try:
+                        skip = chain_skip(index, qt)
+                    except Unsupported as exc:
+                        chain = False
+                        self.stats.chain_fallbacks += 1
+                        self.stats.chain_fallback_reason = str(exc)
+                        if not all(dec.short.values()):
+                            fed = yield from restart()
+                            continue
+                        skip = False
+                    if skip:
+                        fed += 1
+                        high = max(high, fed)
+                        continue
+                elif (
                     drop
-                    and origin is not None
-                    and queued.pts is not None
-                    and packet_base is not None
-                    and queued.pts * packet_base - origin + 1e-6 < next_due
+                    and qt is not None
+                    and qt + 1e-6 < next_due
                     and unreferenced_packet(bytes(queued), codec, length_size, hevc_top)
                 ):
                     # Before the due time and referenced by nothing: never needed.
-                    self.stats.packets_skipped += 1
-                    self.stats.unreferenced += 1
+                    if fresh:
+                        self.stats.packets_skipped += 1
+                        self.stats.unreferenced += 1
                     fed += 1
+                    high = max(high, fed)
                     continue
+                if fresh:
+                    self.stats.packets_decoded += 1
+                else:
+                    self.stats.packets_redecoded += 1
                 for frame in decode(queued):
                     sample = take(frame, arrived)
                     if sample is not None:
                         yield sample
                 fed += 1
+                high = max(high, fed)
+                if (
+                    due
+                    and self.early_drain
+                    and qt is not None
+                    and gop is not None
+                    and last_key is not None
+                    and origin is not None
+                    and len(gop_packets) <= MAX_GOP_PACKETS
+                    and qt + (self.tolerance_s if queued.is_keyframe else 0.0) + 1e-6 >= due_at
+                    and due_at + self.interval_s + self.tolerance_s + 1e-6
+                    >= last_key - origin + gop
+                ):
+                    # The due frame is in the decoder and the next sample falls in the
+                    # next GOP: drain now rather than decode more pictures to push it out.
+                    self.stats.early_drains += 1
+                    for frame in decode(None):
+                        sample = take(frame, arrived)
+                        if sample is not None:
+                            yield sample
+                    cc.flush_buffers()
+                    fed = 0
+                    real.reset()
+                    dec.reset()
             if len(gop_packets) > MAX_GOP_PACKETS:
-                gop_packets, fed = [], 0  # decoded eagerly: nothing to keep
-        if lazy and fed < len(gop_packets):
-            self.stats.packets_skipped += len(gop_packets) - fed
+                self.stats.packets_skipped += len(gop_packets) - high
+                gop_packets, fed, high = [], 0, 0  # decoded eagerly: nothing to keep
+                gop_headers.clear()
+        if lazy:
+            self.stats.packets_skipped += len(gop_packets) - high
         if lazy and fed:
             for frame in decode(None):
                 sample = take(frame, time.monotonic())

@@ -376,6 +376,8 @@ class StreamSession:
             drop_unreferenced=m.drop_unreferenced,
             skip_loop_filter=m.skip_loop_filter,
             decoder_threads=m.decoder_threads,
+            ip_chain=m.ip_chain,
+            early_drain=m.early_drain,
         )
         self.sampler = sampler
         try:
@@ -463,8 +465,9 @@ class StreamSession:
 class Monitor:
     """Monitors many streams with one shared worker pool.
 
-    ``strategy``, ``drop_unreferenced``, ``skip_loop_filter`` and ``decoder_threads``
-    say how each stream is decoded (see :class:`~safestream.live.ingest.Sampler`).
+    ``strategy``, ``drop_unreferenced``, ``ip_chain``, ``early_drain``,
+    ``skip_loop_filter`` and ``decoder_threads`` say how each stream is decoded (see
+    :class:`~safestream.live.ingest.Sampler`).
     """
 
     def __init__(
@@ -484,6 +487,8 @@ class Monitor:
         drop_unreferenced: bool = True,
         skip_loop_filter: str = DEFAULT_LOOP_FILTER_SKIP,
         decoder_threads: int = 1,
+        ip_chain: bool = True,
+        early_drain: bool = True,
     ) -> None:
         if strategy not in STRATEGIES:
             raise InputError(
@@ -501,6 +506,8 @@ class Monitor:
         self.drop_unreferenced = drop_unreferenced
         self.skip_loop_filter = skip_loop_filter
         self.decoder_threads = decoder_threads
+        self.ip_chain = ip_chain
+        self.early_drain = early_drain
         #: Ended streams kept for listing; the oldest are forgotten beyond this.
         self.keep_ended = keep_ended
         self.analyzer = analyzer
@@ -605,6 +612,8 @@ class Monitor:
                 "frames_decoded": sampler.stats.frames_decoded if sampler else 0,
                 "packets_skipped": sampler.stats.packets_skipped if sampler else 0,
                 "packets_unreferenced": sampler.stats.unreferenced if sampler else 0,
+                "b_references_skipped": sampler.stats.b_references_skipped if sampler else 0,
+                "chain_fallback_reason": sampler.stats.chain_fallback_reason if sampler else None,
             },
         }
 

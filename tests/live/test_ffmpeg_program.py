@@ -1,0 +1,413 @@
+"""Live streams made by the real ``ffmpeg`` program (Debian's), into a pipe and over SRT.
+
+The program draws ``testsrc2`` and shows a known benign picture (drawn shapes) from
+second X to second Y; H.264 (libx264). SRT reaches the monitor through the relay
+(:mod:`safestream.live.relay`): PyAV's FFmpeg has no libsrt, the program has.
+``make test`` installs the program where it is missing and it can (root); without it
+these tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from safestream.engine import Engine
+from safestream.engine.video import add_video
+from safestream.live import (
+    ActionRequest,
+    Monitor,
+    SampleAnalyzer,
+    Source,
+    StreamContext,
+    StreamError,
+    relay,
+)
+from safestream.live.allow import SourcePolicy
+from safestream.signals.video import hash_video
+from safestream.store.banks import BankRepository
+from safestream.store.db import Store
+from video_support import encode, known_frame, shots
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None,
+    reason="the ffmpeg program is not installed: `make test` installs Debian's as root "
+    "(or: apt-get install ffmpeg)",
+)
+needs_srt = pytest.mark.skipif(
+    FFMPEG is None or "srt" not in relay.program_protocols(FFMPEG),
+    reason="no ffmpeg program with SRT (libsrt): install Debian's ffmpeg",
+)
+
+FPS = 15
+SECONDS = 6
+#: The known picture is shown from second X to second Y of each test stream.
+X, Y = 2.0, 3.5
+KNOWN = known_frame(41)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A bank holding a short clip of the known picture (SQLite: the store is not tested here)."""
+    store = Store.open(data_dir=tmp_path / "data")
+    repo = BankRepository(store)
+    clip = tmp_path / "known.mp4"
+    encode(clip, shots([KNOWN], 1, 10), fps=10)
+    repo.create_bank("known-video", source="test")
+    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
+    yield Engine(repo)
+    store.dispose()
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[relay.Relay]:
+    """Every relay started during the test (kept after close, to check its child is gone)."""
+    out: list[relay.Relay] = []
+    init = relay.Relay.__init__
+
+    def record(self: relay.Relay, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        out.append(self)
+
+    monkeypatch.setattr(relay.Relay, "__init__", record)
+    return out
+
+
+def producer(tmp_path: Path, output: str, *, known: bool) -> list[str]:
+    """ffmpeg arguments: testsrc2 at real time, the known picture from X to Y, H.264, MPEG-TS."""
+    args = [
+        FFMPEG or "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size=320x240:rate={FPS}",
+    ]
+    if known:
+        png = tmp_path / "known.png"
+        Image.fromarray(KNOWN).save(png)
+        args += [
+            "-loop",
+            "1",
+            "-framerate",
+            str(FPS),
+            "-i",
+            str(png),
+            "-filter_complex",
+            f"[0:v][1:v]overlay=shortest=1:enable='between(t,{X},{Y})'",
+        ]
+    return [
+        *args,
+        "-t",
+        str(SECONDS),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        str(FPS),
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "mpegts",
+        output,
+    ]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.requests: list[ActionRequest] = []
+        self.lock = threading.Lock()
+        self.sampled = threading.Event()
+
+    def event(self, e: dict[str, Any]) -> None:
+        with self.lock:
+            self.events.append(e)
+        if e["event"] == "sample":
+            self.sampled.set()
+
+    def action(self, r: ActionRequest) -> None:
+        with self.lock:
+            self.requests.append(r)
+
+    def of(self, stream_id: str, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.events if e["stream_id"] == stream_id and e["event"] == kind]
+
+
+def _monitor(engine: Engine | None, rec: Recorder) -> Monitor:
+    callbacks = {a: rec.action for a in ("end_stream", "open_case", "obscure", "warn")}
+    return Monitor(
+        SampleAnalyzer(engine), on_event=rec.event, actions=callbacks, per_stream_queue=64
+    )
+
+
+def assert_detected_only_in(rec: Recorder, bad: str, good: str) -> None:
+    """A match within [X, Y + 1 s] ends ``bad`` once; ``good`` runs to its end untouched."""
+    samples = [(e["stream_time_s"], e["verdict"]) for e in rec.of(bad, "sample")]
+    matched = [e for e in rec.of(bad, "sample") if e["verdict"] == "match"]
+    assert matched, samples
+    assert X <= matched[0]["stream_time_s"] <= Y + 1.0, samples
+    assert matched[0]["matches"][0]["bank"] == "known-video"
+    assert [r.action for r in rec.requests].count("end_stream") == 1
+    assert {r.context.stream_id for r in rec.requests} == {bad}
+    (end,) = rec.of(bad, "stream_end")
+    assert end["ended_by"] == "end_stream"
+
+    assert rec.of(good, "sample") and all(
+        e["verdict"] == "no_match" for e in rec.of(good, "sample")
+    )
+    (good_end,) = rec.of(good, "stream_end")
+    assert good_end["ended_by"] == "eof", rec.of(good, "error")
+    assert good_end["metrics"]["samples"] >= SECONDS - 1  # one a second, the stream's length
+    assert not rec.of(good, "error")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
+    proc.kill()
+    proc.wait()
+
+
+@needs_ffmpeg
+def test_ffmpeg_program_into_a_pipe(engine: Engine, tmp_path: Path) -> None:
+    """MPEG-TS on the program's stdout: a known picture ends only its own stream."""
+    rec = Recorder()
+    monitor = _monitor(engine, rec)
+    bad = subprocess.Popen(
+        producer(tmp_path, "pipe:1", known=True), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    good = subprocess.Popen(
+        producer(tmp_path, "pipe:1", known=False), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert bad.stdout is not None and good.stdout is not None
+    try:
+        monitor.add(Source(fileobj=bad.stdout, format="mpegts"), StreamContext("pipe-bad"))
+        monitor.add(Source(fileobj=good.stdout, format="mpegts"), StreamContext("pipe-good"))
+        assert monitor.wait(timeout=60)
+    finally:
+        monitor.close()
+        _stop(bad)
+        _stop(good)
+    assert_detected_only_in(rec, "pipe-bad", "pipe-good")
+
+
+def _udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_bound(port: int, timeout_s: float = 20.0) -> None:
+    """Until something listens on UDP 127.0.0.1:port (the relay's SRT listener)."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with open("/proc/net/udp") as fh:
+            if any(line.split()[1] == local for line in fh.readlines()[1:]):
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on udp 127.0.0.1:{port}")
+
+
+def _relay_pids(ports: list[int], timeout_s: float = 20.0) -> dict[int, list[str]]:
+    """The relay children (pid -> argv) for these ports, once all are running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = {
+            r.pid: [str(a) for a in r.proc.args]
+            for r in relay.live_relays()
+            if any(f":{p}" in r.url for p in ports)
+        }
+        if len(found) == len(ports):
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no relay for each of {ports}")
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited and been reaped (a zombie still has its /proc entry)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+@needs_srt
+def test_srt_pushed_to_the_monitor_through_the_relay(engine: Engine, tmp_path: Path) -> None:
+    """The program pushes SRT (caller); the monitor listens through the relay."""
+    bad_port, good_port = _udp_port(), _udp_port()
+    policy = SourcePolicy.parse(
+        (f"srt://127.0.0.1:{bad_port}", f"srt://127.0.0.1:{good_port}"), None
+    )
+    # The allow-list's Source: the relay is reached only through it, with its whitelist.
+    bad_source = policy.source(f"srt://127.0.0.1:{bad_port}?mode=listener")
+    good_source = policy.source(f"srt://127.0.0.1:{good_port}?mode=listener")
+    good_source.reconnect = False  # it ends at the end of its stream
+    rec = Recorder()
+    monitor = _monitor(engine, rec)
+    pushers: list[subprocess.Popen[bytes]] = []
+    try:
+        monitor.add(bad_source, StreamContext("srt-bad"))
+        monitor.add(good_source, StreamContext("srt-good"))
+        relays = _relay_pids([bad_port, good_port])
+        for argv in relays.values():
+            assert argv[argv.index("-protocol_whitelist") + 1] == "srt,udp"
+            assert argv[argv.index("-c") + 1] == "copy"  # it never decodes
+        for port, known in ((bad_port, True), (good_port, False)):
+            _wait_bound(port)
+            url = f"srt://127.0.0.1:{port}?mode=caller"
+            pushers.append(
+                subprocess.Popen(
+                    producer(tmp_path, url, known=known),
+                    stdin=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        assert monitor.wait(timeout=60)
+    finally:
+        monitor.close()
+        for p in pushers:
+            _stop(p)
+    assert_detected_only_in(rec, "srt-bad", "srt-good")
+    assert all(_gone(pid) for pid in relays), relays
+    assert not [r for r in relay.live_relays() if r.pid in relays]
+
+
+@needs_srt
+def test_monitor_close_ends_a_running_relay(tmp_path: Path) -> None:
+    """Closing the monitor mid-stream terminates and reaps the relay child."""
+    port = _udp_port()
+    rec = Recorder()
+    monitor = _monitor(None, rec)
+    pusher = None
+    try:
+        monitor.add(Source(url=f"srt://127.0.0.1:{port}?mode=listener"), StreamContext("srt"))
+        (pid,) = _relay_pids([port])
+        _wait_bound(port)
+        pusher = subprocess.Popen(
+            producer(tmp_path, f"srt://127.0.0.1:{port}?mode=caller", known=False),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert rec.sampled.wait(timeout=30)
+        assert not _gone(pid)
+    finally:
+        monitor.close()
+        if pusher is not None:
+            _stop(pusher)
+    assert _gone(pid)
+    (end,) = rec.of("srt", "stream_end")
+    assert end["ended_by"] == "stopped"
+
+
+@needs_srt
+def test_relay_with_no_data_times_out_and_is_reaped(
+    monkeypatch: pytest.MonkeyPatch, started: list[relay.Relay]
+) -> None:
+    """A listener no caller reaches ends like a network read timeout, child reaped."""
+    monkeypatch.setattr(relay, "READ_TIMEOUT_S", 0.5)
+    source = Source(url=f"srt://127.0.0.1:{_udp_port()}?mode=listener")
+    with pytest.raises(StreamError, match="no data from the source"):
+        source.open()
+    assert len(started) == 1 and _gone(started[0].pid)
+
+
+@needs_srt
+def test_relay_failure_is_a_clear_error_without_credentials(started: list[relay.Relay]) -> None:
+    """The child's own message (its last stderr lines) with user info and passphrase masked."""
+    url = (
+        f"srt://alice:hunter22@127.0.0.1:{_udp_port()}"
+        "?mode=caller&connect_timeout=300&passphrase=verysecret123"
+    )
+    with pytest.raises(StreamError) as info:
+        Source(url=url).open()
+    message = str(info.value)
+    assert "ffmpeg relay exited with status" in message and "Input/output error" in message
+    assert "127.0.0.1" in message and "passphrase=***" in message
+    for secret in ("verysecret123", "hunter22", "alice"):
+        assert secret not in message
+    assert len(started) == 1 and _gone(started[0].pid)
+
+
+@needs_srt
+def test_relay_keeps_the_allow_list_whitelist(started: list[relay.Relay]) -> None:
+    """The source's protocol_whitelist binds the child: srt outside it is refused."""
+    source = Source(
+        url=f"srt://127.0.0.1:{_udp_port()}?mode=caller", options={"protocol_whitelist": "udp"}
+    )
+    with pytest.raises(StreamError, match="not on whitelist"):
+        source.open()
+    assert len(started) == 1 and _gone(started[0].pid)
+
+
+@needs_srt
+def test_relay_source_reconnects_like_other_url_sources(started: list[relay.Relay]) -> None:
+    """A failing relay is retried with backoff, then the stream ends with its error."""
+    port = _udp_port()
+    policy = SourcePolicy.parse((f"srt://127.0.0.1:{port}",), None)
+    source = policy.source(f"srt://127.0.0.1:{port}?mode=caller&connect_timeout=300")
+    source.reconnect_delay_s, source.max_reconnects = 0.01, 2
+    rec = Recorder()
+    monitor = _monitor(None, rec)
+    try:
+        session = monitor.add(source, StreamContext("again"))
+        assert monitor.wait(timeout=60)
+    finally:
+        monitor.close()
+    assert [e["attempt"] for e in rec.of("again", "reconnect")] == [1, 2]
+    assert session.error and "ffmpeg relay exited with status" in session.error
+    assert len(started) == 3 and all(_gone(r.pid) for r in started)  # first try + 2
+
+
+def test_without_any_srt_the_error_is_the_usual_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither PyAV's FFmpeg nor a program has the protocol: "cannot open", no relay."""
+    monkeypatch.setattr(relay, "program", lambda: None)
+    with pytest.raises(StreamError, match=r"cannot open .*ProtocolNotFoundError") as info:
+        Source(url="srt://user:pw@127.0.0.1:9?mode=caller").open()
+    assert "user:pw" not in str(info.value)
+
+
+def test_relay_command_and_redaction() -> None:
+    """The child's argv carries the options as input options, never a second input."""
+    argv = relay.command(
+        "ffmpeg",
+        "srt://127.0.0.1:9000",
+        {"protocol_whitelist": "srt,udp"},
+        listen=True,
+        format=None,
+    )
+    assert argv[argv.index("-mode") + 1] == "listener"
+    assert argv[argv.index("-protocol_whitelist") + 1] == "srt,udp"
+    assert argv[argv.index("-i") + 1] == "srt://127.0.0.1:9000"
+    assert argv[-3:] == ["-f", "mpegts", "pipe:1"] and "copy" in argv
+    for bad in ({"i": "file:/etc/passwd"}, {"-i": "x"}, {"filter_complex": "x"}):
+        with pytest.raises(Exception, match="cannot be passed"):
+            relay.command("ffmpeg", "srt://h:1", bad, listen=False, format=None)
+    assert (
+        relay.redact("srt://u:p@h:1/x?mode=caller&passphrase=s3cret&streamid=#!::u=a")
+        == "srt://h:1/x?mode=caller&passphrase=***&streamid=***"
+    )
+
+
+def test_source_names_never_show_credentials_or_secret_query_values() -> None:
+    src = Source(url="srt://user:pw@203.0.113.5:9000?mode=caller&passphrase=hunter22&latency=200")
+    assert src.describe() == "srt://203.0.113.5:9000?mode=caller&passphrase=***&latency=200"
+    assert Source(url="https://cdn.example/live.m3u8?token=abc").describe().endswith("token=***")
+    assert Source(url="/data/clip.ts").describe() == "/data/clip.ts"

@@ -1,0 +1,286 @@
+"""The I/P chain: referenced B-pictures skipped when the headers show nothing uses them.
+
+Each encoder setting below is checked against full decoding: one sample per interval,
+each bit-identical to the frame full decoding gives at its time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from safestream.live import Sampler, Source
+from safestream.live.h264 import (
+    SLICE_B,
+    SLICE_I,
+    SLICE_P,
+    BitReader,
+    ParameterSets,
+    Pps,
+    RefTracker,
+    SliceHeader,
+    Sps,
+    Unsupported,
+    parse_slice_header,
+    unescape,
+)
+from safestream.live.ingest import _nal_starts, nal_length_size
+from safestream.signals.synthetic import photo_like
+from video_support import assert_samples_exact
+
+FPS, SECONDS = 10, 6
+WIDTH, HEIGHT = 320, 240
+
+
+def panned(seconds: int = SECONDS) -> list[np.ndarray]:
+    """Slowly panned photo-like pictures with a moving square (real inter prediction)."""
+    backgrounds = [photo_like(900 + i, WIDTH * 2, HEIGHT * 2) for i in range(3)]
+    out = []
+    for i in range(seconds * FPS):
+        bg = backgrounds[(i // (2 * FPS + 3)) % len(backgrounds)]
+        x, y = i % WIDTH, (i // 2) % HEIGHT
+        frame = np.ascontiguousarray(bg[y : y + HEIGHT, x : x + WIDTH])
+        sq = (i * 9) % (WIDTH - 40)
+        frame[100:140, sq : sq + 40] = (230, 40, 40)
+        out.append(frame)
+    return out
+
+
+def encode_x264(
+    path: Path, options: dict[str, str], *, fmt: str = "mpegts", gop_s: int = 2
+) -> None:
+    with av.open(str(path), "w", format=fmt) as out:
+        stream: Any = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"g": str(gop_s * FPS), "sc_threshold": "0", **options}
+        for rgb in panned():
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def run(path: Path, **kwargs: Any) -> tuple[list[Any], Sampler]:
+    container = Source(url=str(path)).open()
+    sampler = Sampler(1.0, **kwargs)
+    try:
+        return list(sampler.samples(container)), sampler
+    finally:
+        container.close()
+
+
+# (name, x264 options, container, whether P-pictures predict from I/P only)
+SETTINGS = [
+    ("veryfast-pyramid", {"preset": "veryfast"}, "mpegts", True),
+    (
+        "strict-pyramid",
+        {"preset": "medium", "x264-params": "b-pyramid=strict:ref=1"},
+        "mpegts",
+        True,
+    ),
+    ("mbaff", {"preset": "veryfast", "x264-params": "interlaced=1"}, "mpegts", True),
+    ("four-slices", {"preset": "veryfast", "x264-params": "slices=4"}, "mpegts", True),
+    ("mp4-avcc", {"preset": "veryfast"}, "mp4", True),
+    # Three references: P-pictures predict from B-pictures too, so the chain must give up.
+    ("medium-3-refs", {"preset": "medium"}, "mpegts", False),
+    ("weightp-6-refs", {"preset": "veryfast", "x264-params": "ref=6:weightp=2"}, "mpegts", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fmt", "chain"), SETTINGS, ids=[s[0] for s in SETTINGS]
+)
+def test_samples_are_exact_with_and_without_the_chain(
+    tmp_path: Path, name: str, options: dict[str, str], fmt: str, chain: bool
+) -> None:
+    path = tmp_path / f"{name}.{'mp4' if fmt == 'mp4' else 'ts'}"
+    encode_x264(path, options, fmt=fmt)
+    plain, s_plain = run(path, ip_chain=False, skip_loop_filter="none")
+    fast, s_fast = run(path, skip_loop_filter="none")
+    assert len(fast) == len(plain) == SECONDS
+    assert_samples_exact(fast, path, interval=1.0)
+    assert s_fast.stats.bad_packets == 0
+    assert s_fast.stats.packets_decoded + s_fast.stats.packets_skipped == s_fast.stats.packets
+    if chain:
+        assert s_fast.stats.chain_fallbacks == 0, s_fast.stats.chain_fallback_reason
+        assert s_fast.stats.b_references_skipped > 0
+        assert s_fast.stats.frames_decoded < s_plain.stats.frames_decoded
+    else:
+        assert s_fast.stats.chain_fallbacks == 1
+        assert s_fast.stats.chain_fallback_reason == "a P-picture references a skipped B-picture"
+        assert s_fast.stats.packets_redecoded > 0  # the GOP was decoded again, whole
+
+
+def test_chain_with_the_default_loop_filter_skip_is_still_exact(tmp_path: Path) -> None:
+    """Samples are I/P pictures others reference: ``noref`` never touches them."""
+    path = tmp_path / "noref.ts"
+    encode_x264(path, {"preset": "veryfast"})
+    samples, sampler = run(path)  # the defaults
+    assert sampler.stats.b_references_skipped > 0
+    assert_samples_exact(samples, path, interval=1.0)
+
+
+def test_one_second_gop_drains_early_and_decodes_one_picture_per_sample(tmp_path: Path) -> None:
+    path = tmp_path / "gop1.ts"
+    encode_x264(path, {"preset": "veryfast"}, gop_s=1)
+    samples, sampler = run(path)
+    assert [s.keyframe for s in samples] == [True] * SECONDS
+    assert_samples_exact(samples, path, interval=1.0)
+    # The first GOP's length is not known yet: its keyframe waits for the reorder delay.
+    assert sampler.stats.early_drains == SECONDS - 1
+    assert sampler.stats.frames_decoded <= SECONDS + 3
+    _, s_late = run(path, early_drain=False)
+    assert s_late.stats.frames_decoded > sampler.stats.frames_decoded
+
+
+def test_b_frames_without_pyramid_need_no_chain(tmp_path: Path) -> None:
+    """Unreferenced B-pictures only: nothing for the chain to add, nothing lost."""
+    path = tmp_path / "nopyramid.ts"
+    encode_x264(path, {"preset": "veryfast", "x264-params": "b-pyramid=none"})
+    samples, sampler = run(path, skip_loop_filter="none")
+    assert sampler.stats.b_references_skipped == 0 and sampler.stats.chain_fallbacks == 0
+    assert sampler.stats.unreferenced > 0
+    assert_samples_exact(samples, path, interval=1.0)
+
+
+def headers_of(path: Path) -> list[list[SliceHeader]]:
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        size = nal_length_size("h264", cc.extradata)
+        params = ParameterSets()
+        params.seed(cc.extradata, _nal_starts(cc.extradata or b"", size))
+        out = []
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                data = bytes(p)
+                out.append(params.picture(data, _nal_starts(data, size)))
+    return out
+
+
+def test_slice_headers_of_a_pyramid_stream(tmp_path: Path) -> None:
+    path = tmp_path / "h.ts"
+    encode_x264(path, {"preset": "veryfast"})
+    pictures = headers_of(path)
+    first = pictures[0][0]
+    assert first.idr and first.slice_type == SLICE_I and first.frame_num == 0
+    kinds = {(h[0].slice_type, h[0].nal_ref_idc > 0) for h in pictures}
+    assert {(SLICE_I, True), (SLICE_P, True), (SLICE_B, True), (SLICE_B, False)} <= kinds
+    # frame_num counts reference pictures, from the IDR; unreferenced ones don't add.
+    tracker = RefTracker()
+    for h in pictures:
+        tracker.check_frame_num(h[0])
+        tracker.add(h[0], True)
+    assert first.sps.max_num_ref_frames >= 2 and first.sps.frame_mbs_only
+
+
+def sps(max_refs: int = 4) -> Sps:
+    return Sps(0, 1, False, 4, 0, 6, False, max_refs, True)
+
+
+def hdr(
+    frame_num: int,
+    kind: int = SLICE_P,
+    *,
+    ref: int = 2,
+    refs: int = 1,
+    mods=(),
+    mmco=None,
+    idr=False,
+) -> SliceHeader:  # type: ignore[no-untyped-def]
+    return SliceHeader(5 if idr else 1, ref, kind, frame_num, refs, tuple(mods), mmco, sps())
+
+
+def test_ref_tracker_default_order_modifications_and_gaps() -> None:
+    real, dec = RefTracker(), RefTracker()
+    real.add(hdr(0, SLICE_I, idr=True), True)
+    dec.add(hdr(0, SLICE_I, idr=True), True)
+    real.add(hdr(1), True)
+    dec.add(hdr(1), True)
+    b_ref = hdr(2, SLICE_B, mmco=(1,))  # marks frame_num 0 unused
+    real.add(b_ref, False)
+    dec.add(b_ref, False, gap=True)  # the decoder never sees that MMCO
+    assert list(real.short) == [1, 2] and list(dec.short) == [0, 1, 2]
+    # Default order: the most recent reference first (the skipped B-picture).
+    assert dec.list0(hdr(3)) == [2]
+    # x264's modification "abs_diff_pic_num_minus1 = 1" names frame_num 1, the P-picture.
+    p = hdr(3, mods=[(0, 1)])
+    assert real.list0(p) == dec.list0(p) == [1] and dec.short[1]
+    # Two active references: the skipped one comes second.
+    assert dec.list0(hdr(3, refs=2, mods=[(0, 1)])) == [1, 2]
+    # Buffers that differ: the second default entry is 0 for the decoder only.
+    assert real.list0(hdr(3, refs=3, mods=[(0, 1)])) == [1, 2]
+    assert dec.list0(hdr(3, refs=3, mods=[(0, 1)])) == [1, 2, 0]
+    with pytest.raises(Unsupported, match="not in the buffer"):
+        real.list0(hdr(3, mods=[(0, 2)]))  # frame_num 0: gone
+    with pytest.raises(Unsupported, match="frame_num gap"):
+        real.check_frame_num(hdr(5))
+
+
+def test_ref_tracker_sliding_window_and_wrap() -> None:
+    t = RefTracker()
+    t.add(hdr(0, SLICE_I, idr=True), True)
+    for fn in range(1, 20):  # log2_max_frame_num 4: frame_num wraps at 16
+        t.check_frame_num(hdr(fn % 16))
+        t.add(hdr(fn % 16), True)
+    assert list(t.short) == [0, 1, 2, 3]  # the four most recent: 16..19 wrapped
+    assert t.list0(hdr(4, refs=4)) == [3, 2, 1, 0]
+
+
+def test_bit_reader_and_emulation_prevention() -> None:
+    assert unescape(b"\x00\x00\x03\x01\x00\x00\x03") == b"\x00\x00\x01\x00\x00"
+    r = BitReader(bytes([0b10100110, 0b01000000]))
+    assert [r.ue(), r.ue(), r.ue(), r.se()] == [0, 1, 2, 2]  # 1 010 011 00100 -> 2nd se(3)=2
+    with pytest.raises(Unsupported):
+        BitReader(b"\x00").ue()
+    with pytest.raises(Unsupported):
+        BitReader(b"\xff").u(9)
+
+
+def test_malformed_headers_turn_the_chain_off_and_lose_nothing(tmp_path: Path) -> None:
+    """A slice whose PPS never came, and truncated headers: Unsupported, never a crash."""
+    with pytest.raises(Unsupported, match="PPS"):
+        parse_slice_header(b"\x41\x9a\x00", {}, {})
+    params = ParameterSets()
+    with pytest.raises(Unsupported):
+        params.read(b"\x67\x64")  # an SPS cut after its first byte
+    pps = Pps(0, 0, False, 1, 1, False, 0, False)
+    with pytest.raises(Unsupported, match="before its SPS"):
+        parse_slice_header(b"\x41\x9a\x00", {}, {0: pps})
+    # A stream whose extradata and in-band parameter sets are garbage.
+    src, bad = tmp_path / "src.ts", tmp_path / "bad.ts"
+    encode_x264(src, {"preset": "veryfast"})
+    with av.open(str(src)) as inp, av.open(str(bad), "w", format="mpegts") as out:
+        s_in = inp.streams.video[0]
+        s_out: Any = out.add_stream_from_template(s_in)
+        for packet in inp.demux(s_in):
+            if packet.dts is None:
+                continue
+            data = bytes(packet)
+            # Break each B-picture's slice header (the byte after the NAL header).
+            i = data.find(b"\x00\x00\x01\x01")
+            if i >= 0 and i + 5 < len(data):
+                data = data[: i + 4] + b"\x00\x00\x00\x00" + data[i + 8 :]
+            copy = av.Packet(data)
+            copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+            copy.stream = s_out
+            out.mux(copy)
+    samples, sampler = run(bad, skip_loop_filter="none")
+    assert sampler.stats.chain_fallbacks >= 1
+    assert sampler.stats.chain_fallback_reason
+    assert len(samples) == SECONDS
+
+
+def test_a_length_prefix_that_looks_like_a_start_code_is_read_as_a_length() -> None:
+    """A 4-byte length of 256-511 begins 00 00 01: MP4/FLV packets must not be misread."""
+    from safestream.live.ingest import unreferenced_packet
+
+    nal = bytes([0x01, 0x9E]) + bytes(334)  # an unreferenced slice, 336 bytes
+    data = len(nal).to_bytes(4, "big") + nal
+    assert data.startswith(b"\0\0\1")
+    assert unreferenced_packet(data, "h264", 4)
+    assert list(_nal_starts(data, 4)) == [4]
+    assert list(_nal_starts(b"\0\0\0\1\x41\x9a\x00\x55", 4)) == [4]  # Annex B stays Annex B
