@@ -78,15 +78,15 @@ def sample_clip(path: Path, kwargs: dict[str, Any]) -> tuple[float, Any, list[tu
     pdqs = []
     try:
         for sample in sampler.samples(container):
-            pdqs.append((sample.stream_time_s, pdq_from_rgb(sample.rgb)[0]))
+            pdqs.append((sample.stream_time_s, sample.pdq()[0]))
     finally:
         container.close()
     return time.process_time() - t0, sampler.stats, pdqs
 
 
 def every_frame_pdq(path: Path) -> dict[float, str]:
-    """PDQ of every frame, fully decoded and scaled as samples are, by stream time."""
-    from safestream.signals.video import frame_rgb
+    """PDQ of every frame, fully decoded and hashed as samples are, by stream time."""
+    from safestream.signals.video import frame_pdq
 
     out: dict[float, str] = {}
     with av.open(str(path)) as container:
@@ -96,7 +96,7 @@ def every_frame_pdq(path: Path) -> dict[float, str]:
         for frame in container.decode(stream):
             t = frame.pts * base
             first = t if first is None else first
-            out[round(t - first, 4)] = pdq_from_rgb(frame_rgb(frame, 512))[0]
+            out[round(t - first, 4)] = frame_pdq(frame)[0]
     return out
 
 
@@ -163,6 +163,91 @@ def photo_clip(path: Path, seconds_each: int, gop_s: float) -> None:
                     out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def benign_photos() -> dict[str, Any]:
+    """scikit-image's bundled sample photos (benign; no download), as RGB arrays."""
+    from skimage import data
+
+    names = [
+        "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "camera", "coins",
+        "moon", "page", "text", "horse", "immunohistochemistry", "retina", "cat",
+    ]  # fmt: skip
+    out = {}
+    for name in names:
+        img = getattr(data, name)()
+        if img.dtype == bool:
+            img = img.astype(np.uint8) * 255
+        rgb = np.stack([img] * 3, axis=-1) if img.ndim == 2 else img[..., :3]
+        out[name] = np.ascontiguousarray(rgb.astype(np.uint8))
+    return out
+
+
+def print_hash_paths(directory: Path) -> None:
+    """How a sample is hashed: CPU per frame and distance to each photo's own PDQ.
+
+    Each photo is shown 2 s, static with +-2 levels of noise, stretched to 720p, H.264
+    veryfast; every third frame of full decoding is hashed each way; the photo's own
+    hash is ``pdqhash`` on the photo file's pixels (what a bank holds).
+    """
+    from PIL import Image
+
+    from safestream.signals.pdq import fast_pdq_from_pixels
+    from safestream.signals.video import frame_pdq, frame_rgb
+
+    photos = benign_photos()
+    path = directory / "hash-paths.ts"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"preset": "veryfast", "g": str(2 * FPS), "sc_threshold": "0"}
+        for rgb in photos.values():
+            big = np.asarray(Image.fromarray(rgb).resize((W, H), Image.Resampling.BICUBIC))
+            for _ in range(2 * FPS):
+                noisy = big.astype(np.int16) + rng.integers(-2, 3, big.shape)
+                frame = av.VideoFrame.from_ndarray(
+                    np.clip(noisy, 0, 255).astype(np.uint8), format="rgb24"
+                )
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+    def luma_512(frame: Any) -> str:
+        luma = frame.to_ndarray(format="gray", width=512, height=288, interpolation="AREA")
+        return fast_pdq_from_pixels(luma)[0]
+
+    paths = {
+        "512-px RGB + pdqhash (before)": lambda f: pdq_from_rgb(frame_rgb(f, 512))[0],
+        "512-px luma, fast PDQ": luma_512,
+        "luma in 4x4 blocks, full-size fast PDQ (frame_pdq, now)": lambda f: frame_pdq(f)[0],
+        "full-size RGB + pdqhash (vPDQ)": lambda f: pdq_from_rgb(f.to_ndarray(format="rgb24"))[0],
+    }
+    own = {name: pdq_from_rgb(rgb)[0] for name, rgb in photos.items()}
+    names = list(photos)
+    dist: dict[str, list[int]] = {k: [] for k in paths}
+    cpu = dict.fromkeys(paths, 0.0)
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(container.streams.video[0])):
+            if i % 3:
+                continue
+            name = names[min(i // (2 * FPS), len(names) - 1)]
+            for label, fn in paths.items():
+                t0 = time.process_time()
+                pdq = fn(frame)
+                cpu[label] += time.process_time() - t0
+                dist[label].append(bin(int(pdq, 16) ^ int(own[name], 16)).count("1"))
+    print(f"\nHash path, {len(names)} scikit-image photos shown as 720p H.264 (every 3rd frame):\n")
+    print("| hash of a sample | CPU ms per frame | distance to the photo's own PDQ, median / max |")
+    print("| --- | --- | --- |")
+    for label in paths:
+        n = len(dist[label])
+        print(
+            f"| {label} | {1000 * cpu[label] / n:.2f} | "
+            f"{np.median(dist[label]):g} / {max(dist[label])} |",
+            flush=True,
+        )
 
 
 def print_strategies(path: Path, title: str, repeat: int) -> None:
@@ -325,6 +410,7 @@ def main() -> None:
             f"Decoding, scikit-image sample photos panned (6 x 4 s), {args.gop:g} s GOP:",
             args.repeat,
         )
+        print_hash_paths(Path(d))
         if args.strategies_only:
             return
         engine = engine_with_bank(Path(d) / "data")

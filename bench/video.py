@@ -26,7 +26,6 @@ import av
 import pdqhash
 
 from safestream.live.ingest import Sampler, Source
-from safestream.signals.pdq import pdq_from_rgb
 from safestream.signals.synthetic import write_synthetic_video
 from safestream.signals.video import hash_video
 
@@ -49,7 +48,7 @@ def live(path: Path) -> tuple[int, int, bool]:
     sampler = Sampler(1.0)
     try:
         for sample in sampler.samples(container):
-            pdq_from_rgb(sample.rgb)
+            sample.pdq()
     finally:
         container.close()
     return sampler.stats.samples, sampler.stats.frames_decoded, sampler.stats.keyframe_mode

@@ -57,7 +57,10 @@ def test_monitor_command(tmp_path: Path) -> None:
     assert actions[0]["context"]["ip_address"] == "192.0.2.1"
     assert actions[0]["context"]["source_port"] == 4444
     ends = {e["stream_id"]: e["ended_by"] for e in events if e["event"] == "stream_end"}
-    assert ends == {"stream-1": "end_stream", "stream-2": "eof"}
+    # --no-realtime reads the whole file in milliseconds: the reader may reach its end
+    # before the verdict ends it (tests/live/test_monitor.py checks that at real time).
+    assert ends["stream-1"] in ("end_stream", "eof") and ends["stream-2"] == "eof"
+    assert [a["stream_id"] for a in actions if a["action"] == "end_stream"] == ["stream-1"]
     # open_case wrote a live check record (no evidence keys here: frames not kept).
     (case,) = [e for e in events if e["event"] == "case"]
     assert case["stream_id"] == "stream-1" and case["evidence_ids"] == []

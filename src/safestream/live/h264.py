@@ -36,6 +36,14 @@ class Unsupported(Exception):
     """The stream uses something the reference model does not cover (or is malformed)."""
 
 
+class _Truncated(Unsupported):
+    """The header runs past the bytes read."""
+
+
+#: Bytes read first for a slice header (most fit; a longer one is read again, whole).
+SHORT_HEADER_BYTES = 48
+
+
 def unescape(data: bytes) -> bytes:
     """RBSP bytes: the NAL unit payload without emulation prevention bytes (00 00 03)."""
     if b"\0\0\3" not in data:
@@ -67,7 +75,7 @@ class BitReader:
             return 0
         end = self._pos + n
         if end > self._bits:
-            raise Unsupported("header runs past the bytes read")
+            raise _Truncated("header runs past the bytes read")
         self._pos = end
         return (self._value >> (self._bits - end)) & ((1 << n) - 1)
 
@@ -255,8 +263,17 @@ def parse_slice_header(
     nal: bytes, sps_by_id: dict[int, Sps], pps_by_id: dict[int, Pps]
 ) -> SliceHeader:
     """A slice NAL unit's header (types 1 and 5, header byte included)."""
+    try:
+        return _slice_header(nal, SHORT_HEADER_BYTES, sps_by_id, pps_by_id)
+    except _Truncated:
+        return _slice_header(nal, HEADER_BYTES, sps_by_id, pps_by_id)
+
+
+def _slice_header(
+    nal: bytes, size: int, sps_by_id: dict[int, Sps], pps_by_id: dict[int, Pps]
+) -> SliceHeader:
     nal_type, ref_idc = nal[0] & 0x1F, (nal[0] >> 5) & 3
-    r = BitReader(unescape(nal[1:HEADER_BYTES]))
+    r = BitReader(unescape(nal[1 : size + 1]))
     r.ue()  # first_mb_in_slice
     slice_type = r.ue() % 5
     pps = pps_by_id.get(r.ue())

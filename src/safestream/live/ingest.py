@@ -46,7 +46,8 @@ from safestream.live.h264 import (
     SliceHeader,
     Unsupported,
 )
-from safestream.signals.video import VideoError, frame_rgb, require_av
+from safestream.signals.pdq import pdq_from_rgb
+from safestream.signals.video import VideoError, frame_pdq, frame_rgb, require_av
 
 #: Frames are scaled so that their longer side is at most this before hashing/classifying.
 DEFAULT_MAX_SIDE = 512
@@ -165,16 +166,60 @@ class Source:
             ) from exc
 
 
-@dataclass(frozen=True)
 class Sample:
-    """One sampled frame of a stream."""
+    """One sampled frame of a stream.
 
-    #: Seconds since the stream's first frame.
-    stream_time_s: float
-    #: ``time.monotonic()`` when the packet carrying the frame arrived.
-    arrived_at: float
-    rgb: npt.NDArray[np.uint8]
-    keyframe: bool
+    It holds the decoded frame until it is analysed: the PDQ is computed from the
+    frame's luma (:func:`~safestream.signals.video.frame_pdq`) and the RGB pixels
+    (scaled so the longer side is at most ``max_side``) only when asked for (a
+    classifier, evidence). :meth:`release` lets the frame go.
+    """
+
+    __slots__ = ("_frame", "_lock", "_max_side", "_rgb", "arrived_at", "keyframe", "stream_time_s")
+
+    def __init__(
+        self,
+        stream_time_s: float,
+        arrived_at: float,
+        keyframe: bool,
+        *,
+        frame: Any = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        rgb: npt.NDArray[np.uint8] | None = None,
+    ) -> None:
+        if frame is None and rgb is None:
+            raise InputError("a sample needs a frame or RGB pixels")
+        #: Seconds since the stream's first frame.
+        self.stream_time_s = stream_time_s
+        #: ``time.monotonic()`` when the packet carrying the frame arrived.
+        self.arrived_at = arrived_at
+        self.keyframe = keyframe
+        self._frame = frame
+        self._max_side = max_side
+        self._rgb = rgb
+        self._lock = threading.Lock()
+
+    @property
+    def rgb(self) -> npt.NDArray[np.uint8]:
+        """RGB24 pixels, scaled down (made on first use, then kept)."""
+        with self._lock:
+            if self._rgb is None:
+                if self._frame is None:
+                    raise StreamError("the sample's frame was released before its pixels were made")
+                self._rgb = frame_rgb(self._frame, self._max_side)
+            return self._rgb
+
+    def pdq(self) -> tuple[str, int]:
+        """PDQ ``(hex, quality)``: of the full-size frame from its luma while the frame is
+        held, else of the RGB pixels."""
+        frame = self._frame
+        if frame is not None:
+            return frame_pdq(frame)
+        return pdq_from_rgb(self.rgb)
+
+    def release(self) -> None:
+        """Let the decoded frame go (RGB pixels already made are kept)."""
+        self._frame = None
 
 
 def nal_length_size(codec: str, extradata: bytes | None) -> int:
@@ -534,12 +579,11 @@ class Sampler:
             due = False
             self.stats.samples += 1
             return Sample(
-                stream_time_s=t,
-                arrived_at=arrivals.get(int(frame.pts), arrived)
-                if frame.pts is not None
-                else arrived,
-                rgb=frame_rgb(frame, self.max_side),
-                keyframe=bool(frame.key_frame),
+                t,
+                arrivals.get(int(frame.pts), arrived) if frame.pts is not None else arrived,
+                bool(frame.key_frame),
+                frame=frame,
+                max_side=self.max_side,
             )
 
         def chain_skip(index: int, qt: float | None) -> bool:
@@ -548,13 +592,23 @@ class Sampler:
             Raises Unsupported when the chain cannot go on: the caller decodes every
             reference picture from then on (from the keyframe again if one was skipped).
             """
+            fresh = index >= high
             headers = gop_headers.get(index)
             if headers is None:
                 data = bytes(gop_packets[index])
+                if (
+                    qt is not None
+                    and qt + 1e-6 < next_due
+                    and unreferenced_packet(data, codec, length_size)
+                ):
+                    # Referenced by nothing and before the due time: no header needed.
+                    if fresh:
+                        self.stats.packets_skipped += 1
+                        self.stats.unreferenced += 1
+                    return True
                 headers = params.picture(data, _nal_starts(data, length_size))
                 gop_headers[index] = headers
             first = headers[0]
-            fresh = index >= high
             if first.idr:
                 real.reset()
                 dec.reset()

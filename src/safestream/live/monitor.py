@@ -47,7 +47,7 @@ from safestream.live.ingest import (
     StreamError,
 )
 from safestream.live.pool import WorkerPool
-from safestream.signals.pdq import DEFAULT_MIN_QUALITY, pdq_from_rgb
+from safestream.signals.pdq import DEFAULT_MIN_QUALITY
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class SampleAnalyzer:
 
     def analyse(self, sample: Sample) -> SampleResult:
         """Result for one sample (database read only when the index hit something)."""
-        pdq, quality = pdq_from_rgb(sample.rgb)
+        pdq, quality = sample.pdq()
         matches: tuple[Match, ...] = ()
         if self.engine is not None and quality >= self.min_quality:
             hits = self.engine.lookup_hits("pdq", pdq)
@@ -249,7 +249,9 @@ class StreamSession:
         #: Why the last connection ended, while a network source is being retried.
         self.last_error: str | None = None
         self._lock = threading.Lock()
-        self._recent: deque[tuple[bool, SampleResult, RGB]] = deque(maxlen=monitor.policy.window)
+        self._recent: deque[tuple[bool, SampleResult, RGB | None]] = deque(
+            maxlen=monitor.policy.window
+        )
         self._fired: set[str] = set()
         self.sampler: Sampler | None = None
         #: Set once the reading thread has finished (after its last event).
@@ -406,9 +408,13 @@ class StreamSession:
         if self.ended_by == "end_stream":
             return  # the stream was ended: its remaining samples need no work
         result = self.monitor.analyzer.analyse(sample)
-        self._on_result(result, sample.rgb)
+        # Pixels are kept (for evidence) only for samples that matched or were flagged.
+        keep = bool(result.matches) or self.monitor.policy.flagged(result.scores)
+        rgb = sample.rgb if keep else None
+        sample.release()
+        self._on_result(result, rgb)
 
-    def _on_result(self, result: SampleResult, rgb: RGB) -> None:
+    def _on_result(self, result: SampleResult, rgb: RGB | None) -> None:
         policy = self.monitor.policy
         fire: list[tuple[str, str, tuple[SampleResult, ...], tuple[RGB, ...]]] = []
         with self._lock:
@@ -421,11 +427,12 @@ class StreamSession:
             verdict = None
             if result.matches:
                 verdict = "match"
-                fire = [(a, "match", (result,), (rgb,)) for a in policy.match_actions]
+                shown = (rgb,) if rgb is not None else ()
+                fire = [(a, "match", (result,), shown) for a in policy.match_actions]
             elif sum(f for f, _, _ in self._recent) >= policy.min_flagged:
                 verdict = "classifier"
                 results = tuple(r for f, r, _ in self._recent if f)
-                frames = tuple(x for f, _, x in self._recent if f)
+                frames = tuple(x for f, _, x in self._recent if f and x is not None)
                 fire = [(a, "classifier", results, frames) for a in policy.classifier_actions]
             fire = [
                 x
