@@ -6,7 +6,8 @@ real material) with PyAV, then measures CPU seconds (all threads) for:
 * ``every-frame``: decode every frame and ``pdqhash`` each at full size (what a
   per-frame vPDQ does);
 * ``file 1/s``: :func:`safestream.signals.video.hash_video` at 1 frame/s, full size;
-* ``live 1/s``: the monitor's :class:`Sampler` at 1 frame/s, frames scaled to 512 px,
+* ``live 1/s``: the monitor's :class:`Sampler` at 1 frame/s (lazy, I/P chain), each sample
+  hashed by ``Sample.pdq()`` (the full-size frame's PDQ from its luma),
   plus PDQ of each sample (keyframes only when the GOP allows it).
 
 Each is reported as seconds of video per CPU second: how many real-time streams one
@@ -78,7 +79,12 @@ def main() -> None:
             rows = [
                 ("every-frame pdqhash", n_all, n_all, c_all),
                 ("file 1/s (full size)", h.frames_sampled, h.frames_decoded, c_file),
-                (f"live 1/s (512 px{', keyframes only' if kf else ''})", n_live, dec_live, c_live),
+                (
+                    f"live 1/s (luma PDQ{', keyframes only' if kf else ''})",
+                    n_live,
+                    dec_live,
+                    c_live,
+                ),
             ]
             for name, samples, decoded, c in rows:
                 print(

@@ -411,3 +411,22 @@ def test_source_names_never_show_credentials_or_secret_query_values() -> None:
     assert src.describe() == "srt://203.0.113.5:9000?mode=caller&passphrase=***&latency=200"
     assert Source(url="https://cdn.example/live.m3u8?token=abc").describe().endswith("token=***")
     assert Source(url="/data/clip.ts").describe() == "/data/clip.ts"
+
+
+@needs_srt
+def test_stopping_a_relay_that_waits_for_its_caller_is_prompt(started: list[relay.Relay]) -> None:
+    """A listener nobody calls ends on stop within a poll, not at the 20 s read timeout."""
+    rec = Recorder()
+    monitor = _monitor(None, rec)
+    try:
+        port = _udp_port()
+        monitor.add(Source(url=f"srt://127.0.0.1:{port}?mode=listener"), StreamContext("idle"))
+        _wait_bound(port)
+        monitor.stop("idle")
+        assert monitor.wait(timeout=relay.READ_TIMEOUT_S / 2)
+    finally:
+        monitor.close()
+    (end,) = rec.of("idle", "stream_end")
+    assert end["ended_by"] == "stopped", rec.of("idle", "error")
+    assert not any("no data" in str(e) for e in rec.of("idle", "error"))
+    assert started and all(_gone(r.pid) for r in started)

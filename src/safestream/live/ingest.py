@@ -13,15 +13,20 @@ depends on the :class:`Sampler`'s strategy:
   that no other picture references (H.264 ``nal_ref_idc == 0``; HEVC sub-layer
   non-reference types in the top sub-layer: non-reference B-frames) and comes
   before the due time is dropped undecoded (``drop_unreferenced``), another ~45 %
-  of the frames with B-frames;
+  of the frames with B-frames. With ``ip_chain`` (H.264) no B-picture is decoded at
+  all, referenced ones included, while the slice headers show that every decoded
+  P-slice predicts only from decoded pictures (:mod:`safestream.live.h264`); the
+  sample is then the first I- or P-picture at or after the due time. With
+  ``early_drain`` the decoder is drained right after the due frame when the next
+  sample falls in the next GOP;
 * **keyframe**: keyframes only (``skip_frame = "NONKEY"``) when the measured GOP is at
   most the sample interval (plus a tolerance), otherwise every frame;
 * **all**: every frame (the reference in tests and benchmarks).
 
-Decoding is most of the cost; only the frame that falls due is converted to RGB and
-scaled down. A sample is the first decoded frame at or after its due time (a packet
-at or after the due time is never dropped); a keyframe up to the tolerance before it
-may stand in.
+Decoding is most of the cost; only the frame that falls due is hashed (from its luma,
+:func:`~safestream.signals.video.frame_pdq`), and converted to RGB only when asked
+for. A sample is the first decoded frame at or after its due time; a keyframe up to
+the tolerance before it may stand in.
 """
 
 from __future__ import annotations
@@ -137,8 +142,12 @@ class Source:
             return redact(self.url)
         return self.url
 
-    def open(self) -> Any:
-        """Open the container (blocks until a listener gets its broadcaster)."""
+    def open(self, stop: threading.Event | None = None) -> Any:
+        """Open the container (blocks until a listener gets its broadcaster).
+
+        ``stop``, when set, ends a relayed source's reads at once (see
+        :mod:`safestream.live.relay`).
+        """
         av = require_av()
         options = dict(self.options)
         if self.listen and self.url is not None:
@@ -157,7 +166,7 @@ class Source:
                 from safestream.live import relay
 
                 if relay.can_relay(self.url):
-                    return relay.open_relayed(self)
+                    return relay.open_relayed(self, stop=stop)
             detail = str(exc)
             if self.url is not None:  # FFmpeg's message may quote the URL and its password
                 detail = detail.replace(self.url, self.describe())

@@ -369,7 +369,7 @@ class StreamSession:
             m._finished(self)
 
     def _read_once(self) -> None:
-        container = self.source.open()
+        container = self.source.open(stop=self.stop_event)
         m = self.monitor
         sampler = Sampler(
             self.sample_fps,

@@ -167,8 +167,12 @@ class Relay:
     PyAV reads it through :meth:`read`. :meth:`close` terminates and reaps the child.
     """
 
-    def __init__(self, args: list[str], url: str, what: str) -> None:
+    def __init__(
+        self, args: list[str], url: str, what: str, stop: threading.Event | None = None
+    ) -> None:
         self.url = url
+        #: Set by whoever stops the stream: reads end within one poll (0.5 s).
+        self._stop = stop
         self.what = what
         self.read_timeout_s = READ_TIMEOUT_S
         self._secrets = _secrets(url)
@@ -217,9 +221,12 @@ class Relay:
         """The child's last stderr lines (credentials masked), joined by ' | '."""
         return " | ".join(self._stderr)
 
+    def _stop_asked(self) -> bool:
+        return self._stopped or (self._stop is not None and self._stop.is_set())
+
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes of MPEG-TS; b'' at the end; StreamError on failure."""
-        if self._stopped or self._failed:
+        if self._stop_asked() or self._failed:
             return b""
         deadline = time.monotonic() + self.read_timeout_s
         while True:
@@ -237,7 +244,7 @@ class Relay:
                 return b""  # closed by close() from another thread
             if ready:
                 break
-            if self._stopped:
+            if self._stop_asked():
                 return b""
         try:
             data = os.read(self._fd, size)
@@ -303,14 +310,17 @@ class RelayedContainer:
         self.close()
 
 
-def open_relayed(source: Source) -> RelayedContainer:
-    """Open ``source.url`` through the system ``ffmpeg`` program (see the module doc)."""
+def open_relayed(source: Source, stop: threading.Event | None = None) -> RelayedContainer:
+    """Open ``source.url`` through the system ``ffmpeg`` program (see the module doc).
+
+    ``stop``: when set, reads end within one poll, even while the child waits for data.
+    """
     path = program()
     assert source.url is not None and path is not None
     what = redact(source.url)
     args = command(path, source.url, source.options, listen=source.listen, format=source.format)
     try:
-        relay = Relay(args, source.url, what)
+        relay = Relay(args, source.url, what, stop)
     except OSError as exc:
         raise StreamError(f"{what}: cannot start the ffmpeg relay ({exc})") from exc
     av = require_av()
