@@ -284,3 +284,52 @@ def test_a_length_prefix_that_looks_like_a_start_code_is_read_as_a_length() -> N
     assert unreferenced_packet(data, "h264", 4)
     assert list(_nal_starts(data, 4)) == [4]
     assert list(_nal_starts(b"\0\0\0\1\x41\x9a\x00\x55", 4)) == [4]  # Annex B stays Annex B
+
+
+def _real_units(tmp_path: Path) -> list[bytes]:
+    """Every NAL unit of a real pyramid stream (parameter sets and slices)."""
+    path = tmp_path / "fuzz.ts"
+    encode_x264(path, {"preset": "veryfast", "x264-params": "slices=2"})
+    units = []
+    with av.open(str(path)) as c:
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                data = bytes(p)
+                starts = list(_nal_starts(data, 4))
+                ends = [*[s - 3 for s in starts[1:]], len(data)]
+                units += [data[s:e] for s, e in zip(starts, ends, strict=True)]
+    return units
+
+
+def test_hostile_headers_raise_unsupported_and_nothing_else(tmp_path: Path) -> None:
+    """Mutated and random header bytes: Unsupported or a parse, never another error,
+    and no field the standard bounds is taken unbounded (nothing sized by the stream)."""
+    import random
+
+    rng = random.Random(5)
+    units = _real_units(tmp_path)
+    params = ParameterSets()
+    tracker = RefTracker()
+    outcomes = {"parsed": 0, "unsupported": 0}
+    for i in range(3000):
+        unit = bytearray(rng.choice(units)[:80])
+        for _ in range(rng.randint(1, 6)):
+            unit[rng.randrange(len(unit))] = rng.randrange(256)
+        if i % 10 == 0:
+            unit = bytearray([rng.choice([0x67, 0x68, 0x41, 0x65, 0x01])]) + bytearray(
+                rng.randbytes(rng.randint(0, 40))
+            )
+        data = b"\0\0\0\1" + bytes(unit)
+        try:
+            for h in params.picture(data, _nal_starts(data, 4)):
+                assert h.sps.log2_max_frame_num <= 16 and h.num_ref_idx_l0 <= 32
+                tracker.check_frame_num(h)
+                if h.slice_type == SLICE_P:
+                    tracker.list0(h)
+                tracker.add(h, rng.random() < 0.5, gap=rng.random() < 0.5)
+            outcomes["parsed"] += 1
+        except Unsupported:
+            outcomes["unsupported"] += 1
+            tracker.reset()
+    assert outcomes["parsed"] > 100 and outcomes["unsupported"] > 100, outcomes
+    assert len(tracker.short) <= 16

@@ -128,6 +128,13 @@ class Pps:
     redundant_pic_cnt_present: bool
 
 
+def _bounded(value: int, most: int, name: str) -> int:
+    """A syntax element the standard bounds (a hostile stream must not size anything)."""
+    if value > most:
+        raise Unsupported(f"{name} {value} is over {most}")
+    return value
+
+
 def _skip_scaling_list(r: BitReader, size: int) -> None:
     last = nxt = 8
     for _ in range(size):
@@ -141,11 +148,11 @@ def parse_sps(nal: bytes) -> Sps:
     r = BitReader(unescape(nal[1:HEADER_BYTES]))
     profile = r.u(8)
     r.u(16)  # constraint flags, level
-    sps_id = r.ue()
+    sps_id = _bounded(r.ue(), 31, "seq_parameter_set_id")
     chroma_format = 1
     separate_planes = False
     if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
-        chroma_format = r.ue()
+        chroma_format = _bounded(r.ue(), 3, "chroma_format_idc")
         if chroma_format == 3:
             separate_planes = r.flag()
         r.ue()  # bit depth luma
@@ -155,19 +162,19 @@ def parse_sps(nal: bytes) -> Sps:
             for i in range(8 if chroma_format != 3 else 12):
                 if r.flag():
                     _skip_scaling_list(r, 16 if i < 6 else 64)
-    log2_max_frame_num = r.ue() + 4
-    poc_type = r.ue()
+    log2_max_frame_num = _bounded(r.ue(), 12, "log2_max_frame_num_minus4") + 4
+    poc_type = _bounded(r.ue(), 2, "pic_order_cnt_type")
     log2_max_poc_lsb = 0
     always_zero = False
     if poc_type == 0:
-        log2_max_poc_lsb = r.ue() + 4
+        log2_max_poc_lsb = _bounded(r.ue(), 12, "log2_max_pic_order_cnt_lsb_minus4") + 4
     elif poc_type == 1:
         always_zero = r.flag()
         r.se()
         r.se()
         for _ in range(r.ue()):
             r.se()
-    max_refs = r.ue()
+    max_refs = _bounded(r.ue(), 16, "max_num_ref_frames")
     r.u(1)  # gaps_in_frame_num_value_allowed
     r.ue()
     r.ue()  # picture size in macroblocks
@@ -188,14 +195,14 @@ def parse_sps(nal: bytes) -> Sps:
 def parse_pps(nal: bytes) -> Pps:
     """A PPS NAL unit (header byte included)."""
     r = BitReader(unescape(nal[1:HEADER_BYTES]))
-    pps_id = r.ue()
-    sps_id = r.ue()
+    pps_id = _bounded(r.ue(), 255, "pic_parameter_set_id")
+    sps_id = _bounded(r.ue(), 31, "seq_parameter_set_id")
     r.u(1)  # entropy_coding_mode
     bottom_present = r.flag()
     if r.ue():
         raise Unsupported("slice groups (FMO)")
-    l0 = r.ue() + 1
-    l1 = r.ue() + 1
+    l0 = _bounded(r.ue(), 31, "num_ref_idx_l0_default_active_minus1") + 1
+    l1 = _bounded(r.ue(), 31, "num_ref_idx_l1_default_active_minus1") + 1
     weighted = r.flag()
     bipred = r.u(2)
     r.se()
@@ -305,9 +312,9 @@ def _slice_header(
     mods: tuple[tuple[int, int], ...] = ()
     if slice_type in (SLICE_P, SLICE_SP, SLICE_B):
         if r.flag():
-            l0 = r.ue() + 1
+            l0 = _bounded(r.ue(), 31, "num_ref_idx_l0_active_minus1") + 1
             if slice_type == SLICE_B:
-                l1 = r.ue() + 1
+                l1 = _bounded(r.ue(), 31, "num_ref_idx_l1_active_minus1") + 1
         mods = _modifications(r)
         if slice_type == SLICE_B:
             _modifications(r)
