@@ -33,6 +33,7 @@ from safestream.api.schemas import (
 from safestream.auth import Role
 from safestream.classify import CategoryScores, Classification, assess, obscure
 from safestream.classify.obscure import Box
+from safestream.classify.video import TemporalRule, VideoClassification, classify_video
 from safestream.engine.verdict import ContentContext
 from safestream.engine.video import check_video
 from safestream.errors import InputError, NotAnImageError, SignalValueError, error_kind
@@ -150,7 +151,11 @@ async def check(
     duration, is answered **202** with a ``video_check`` job (``Location:
     /v1/jobs/{id}``); its bytes wait in the upload folder until the job has run, and
     the job's result is the same body. Without a running worker the job waits queued.
-    Both record the check and run the policy's actions as image checks do.
+    Both record the check and run the policy's actions as image checks do. With
+    classifiers configured, a video's sampled frames are classified too: ``scores``
+    holds each category's highest frame score (the policy's score rules apply as for
+    an image), ``classifications`` the frames over ``SAFESTREAM_VIDEO_SCORE_THRESHOLD``
+    and ``classification_summary`` the temporal rule's result.
     """
     ctx = _context(
         account_id, username, profile_url, ip_address, source_port, client_timestamp, surface
@@ -239,14 +244,30 @@ async def _check_video(
             except VideoTooLongError:
                 pass  # longer than its header said: the job path below
             else:
-                return await _finish_sync(st, hashes, ctx, api_key_id)
+                classified = None
+                if st.classifiers:
+                    classified = await run_in_threadpool(
+                        functools.partial(
+                            _classify_video,
+                            st,
+                            data,
+                            hashes,
+                            max_frame_pixels=limit,
+                            max_duration_s=sync_max + 1.0,
+                        )
+                    )
+                return await _finish_sync(st, hashes, ctx, api_key_id, classified)
     except VideoError as exc:
         return _problem(exc)
     return await run_in_threadpool(_enqueue_video, st, data, ctx, api_key_id, probe, limit)
 
 
 async def _finish_sync(
-    st: ServiceState, hashes: VideoHashes, ctx: ContentContext, api_key_id: int | None
+    st: ServiceState,
+    hashes: VideoHashes,
+    ctx: ContentContext,
+    api_key_id: int | None,
+    classified: VideoClassification | None = None,
 ) -> JSONResponse:
     from starlette.concurrency import run_in_threadpool
 
@@ -259,8 +280,12 @@ async def _finish_sync(
             content_id=str(uuid.uuid4()),
             context=ctx,
             api_key_id=api_key_id,
+            classified=classified,
         )
     )
+    if classified is not None:
+        for category in classified.flagged_categories:
+            st.metrics.flagged.labels(category).inc()
     st.metrics.verdicts.labels(checked.verdict.outcome).inc()
     for m in checked.verdict.matches:
         st.metrics.matches.labels(m.bank, m.signal_type).inc()
@@ -286,6 +311,12 @@ def _enqueue_video(
         "received_at": datetime.now(UTC).isoformat(),
         "sample_fps": 1.0,
         "max_frame_pixels": max_frame_pixels,
+        # The worker loads these classifiers itself (None: no classifier configured).
+        "classify": video_check.classify_payload(
+            st.settings.classifiers if st.classifiers else (),
+            _video_rule(st),
+            st.settings.video_classify_max_frames,
+        ),
     }
     try:
         job, created = JobRepository(st.store).enqueue(
@@ -312,6 +343,36 @@ def _classify(st: ServiceState, data: bytes) -> tuple[list[Classification], Cate
     # far below the classifier's own cost; share the decode if profiles say so.
     _, rgb = decode_rgb(data, max_pixels=st.settings.max_pixels)
     return assess(st.classifiers, rgb)
+
+
+def _video_rule(st: ServiceState) -> TemporalRule:
+    return TemporalRule(
+        window=st.settings.video_classify_window,
+        min_flagged=st.settings.video_classify_min_flagged,
+        score_threshold=st.settings.video_score_threshold,
+    )
+
+
+def _classify_video(
+    st: ServiceState,
+    data: bytes,
+    hashes: VideoHashes,
+    *,
+    max_frame_pixels: int,
+    max_duration_s: float,
+) -> VideoClassification:
+    # A second decode (hash_video decoded once): the classifiers cost far more.
+    return classify_video(
+        data,
+        st.classifiers,
+        rule=_video_rule(st),
+        sample_fps=hashes.sample_fps,
+        max_frames=st.settings.video_classify_max_frames,
+        expected_samples=hashes.frames_sampled,
+        max_frame_pixels=max_frame_pixels,
+        max_duration_s=max_duration_s,
+        name="the uploaded video",
+    )
 
 
 @router.post(

@@ -320,14 +320,60 @@ class BankVideoOut(BaseModel):
     kind: Literal["exact_file", "video", "clip", "partial"]
 
 
+class FrameClassificationOut(BaseModel):
+    """A sampled frame of a checked video with a category at or over the score threshold."""
+
+    frame_number: int
+    timestamp_s: float = Field(description="seconds from the video's first frame")
+    scores: dict[str, float] = Field(description="category -> merged score (assessed ones)")
+    over_threshold: list[str] = Field(description="categories at or over the threshold")
+
+
+class VideoRuleOut(BaseModel):
+    """The temporal rule: ``min_flagged`` of ``window`` consecutive frames over the threshold."""
+
+    window: int
+    min_flagged: int
+    score_threshold: float
+
+
+class VideoClassificationOut(BaseModel):
+    """What the classifiers made of a video's sampled frames."""
+
+    models: list[str]
+    classified_frames: int
+    sampled_frames: int = Field(description="frames sampled; all or an even subset classified")
+    frames_over_threshold: int
+    max_scores: dict[str, float | None] = Field(
+        description="category -> highest frame score; None: no model assesses it"
+    )
+    rule: VideoRuleOut
+    flagged: bool = Field(description="the temporal rule holds for some category")
+    flagged_categories: list[str]
+    flagged_spans_s: dict[str, list[float]] = Field(
+        description="category -> [start, end] seconds of the first window that flagged it"
+    )
+
+
 class VideoCheckOut(CheckOut):
     """``POST /v1/check`` for a short video: the verdict plus where in the video it matched.
 
     ``signals`` holds ``kind: video``, the file's MD5/SHA-1/SHA-256, duration, size and
-    the sampled frames (``frame_number``, ``quality``, ``pdq``, ``timestamp_s``).
+    the sampled frames (``frame_number``, ``quality``, ``pdq``, ``timestamp_s``). With
+    classifiers configured, ``scores`` is each category's highest score over the
+    classified frames.
     """
 
     kind: Literal["video"]
+    classifications: list[FrameClassificationOut] = Field(  # type: ignore[assignment]
+        default_factory=list,
+        description="classified frames over the score threshold, by time (at most 50: "
+        "the highest-scoring)",
+    )
+    classified_frames: int = Field(default=0, description="frames the classifiers scored")
+    classification_summary: VideoClassificationOut | None = Field(
+        default=None, description="None when no classifier is configured"
+    )
     frame_matches: list[FrameMatchOut] = Field(
         default_factory=list, description="frames that matched image entries, by time"
     )

@@ -53,6 +53,14 @@ class ServiceSettings:
     #: Videos up to this many seconds are checked in the request; longer ones (or of
     #: unknown duration) are answered 202 with a ``video_check`` job.
     video_sync_max_s: float = 60.0
+    #: Video frames (classifiers configured): a category is flagged when at least
+    #: ``video_classify_min_flagged`` of ``video_classify_window`` consecutive sampled
+    #: frames score at least ``video_score_threshold``; at most
+    #: ``video_classify_max_frames`` frames are classified (thinned evenly beyond).
+    video_classify_window: int = 5
+    video_classify_min_flagged: int = 3
+    video_score_threshold: float = 0.8
+    video_classify_max_frames: int = 600
     #: Live sources API callers may monitor: ``scheme://host[:port][/path]`` prefixes
     #: (``SAFESTREAM_LIVE_ALLOWED_SOURCES``, comma-separated). Empty: no URL allowed.
     live_allowed_sources: tuple[str, ...] = ()
@@ -70,6 +78,20 @@ class ServiceSettings:
         mode = os.environ.get("SAFESTREAM_HASH_MODE", "exact")
         if mode not in ("exact", "fast"):
             raise ConfigError(f"SAFESTREAM_HASH_MODE must be exact or fast, got {mode!r}")
+        window = _int("SAFESTREAM_VIDEO_CLASSIFY_WINDOW", cls.video_classify_window, 1)
+        min_flagged = _int(
+            "SAFESTREAM_VIDEO_CLASSIFY_MIN_FLAGGED", cls.video_classify_min_flagged, 1
+        )
+        if min_flagged > window:
+            raise ConfigError(
+                f"SAFESTREAM_VIDEO_CLASSIFY_MIN_FLAGGED ({min_flagged}) must be at most "
+                f"SAFESTREAM_VIDEO_CLASSIFY_WINDOW ({window})"
+            )
+        threshold = _float("SAFESTREAM_VIDEO_SCORE_THRESHOLD", cls.video_score_threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(
+                f"SAFESTREAM_VIDEO_SCORE_THRESHOLD must be in [0, 1], got {threshold}"
+            )
         return cls(
             max_upload_bytes=_int("SAFESTREAM_MAX_UPLOAD_BYTES", cls.max_upload_bytes, 1),
             refresh_interval_s=_float("SAFESTREAM_REFRESH_INTERVAL_S", cls.refresh_interval_s),
@@ -79,6 +101,12 @@ class ServiceSettings:
             ),
             max_pixels=max_pixels or None,
             video_sync_max_s=_float("SAFESTREAM_VIDEO_SYNC_MAX_S", cls.video_sync_max_s),
+            video_classify_window=window,
+            video_classify_min_flagged=min_flagged,
+            video_score_threshold=threshold,
+            video_classify_max_frames=_int(
+                "SAFESTREAM_VIDEO_CLASSIFY_MAX_FRAMES", cls.video_classify_max_frames, 1
+            ),
             hash_mode=mode,
             classifiers=tuple(
                 item.strip()

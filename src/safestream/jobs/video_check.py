@@ -3,7 +3,9 @@
 ``POST /v1/check`` checks a short video at once; a longer one (over
 ``SAFESTREAM_VIDEO_SYNC_MAX_S``, or of unknown duration) is written to
 ``<upload folder>/video-checks`` (:func:`upload_dir`) and answered 202 with this job. The worker hashes it,
-checks it (:func:`safestream.engine.video.check_video`), records the check and runs
+checks it (:func:`safestream.engine.video.check_video`), classifies its sampled frames
+when the request's server had classifiers configured (the payload's ``classify``:
+:func:`classify_payload`), records the check and runs
 the policy's actions exactly as the request would have, stores the response body as
 the job's result (``GET /v1/jobs/{id}``), and deletes the uploaded bytes.
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ from safestream.actions.base import ActionEnv
 from safestream.actions.finish import CheckSinks, finish_check
 from safestream.actions.runner import ActionRunner
 from safestream.actions.webhook import WebhookConfig
+from safestream.classify.base import Classifier
+from safestream.classify.video import TemporalRule, VideoClassification, classify_video
 from safestream.engine.check import Engine, EngineOptions
 from safestream.engine.policy import DEFAULT_POLICY, Policy
 from safestream.engine.verdict import ContentContext
@@ -76,6 +81,21 @@ def save_upload(directory: Path, content_id: str, data: bytes) -> Path:
     return final
 
 
+def with_classification(checked: VideoCheck, classified: VideoClassification) -> VideoCheck:
+    """The check with the frames' scores: per category the highest over the frames.
+
+    The verdict's ``scores`` are what an image check's are, so the policy's
+    ``min_scores`` rules apply unchanged; the temporal rule adds a reason per
+    category it flags.
+    """
+    verdict = replace(
+        checked.verdict,
+        scores=dict(classified.max_scores),
+        reasons=(*checked.verdict.reasons, *classified.reasons()),
+    )
+    return replace(checked, verdict=verdict)
+
+
 def finish_video_check(
     checked: VideoCheck,
     sinks: CheckSinks,
@@ -84,11 +104,17 @@ def finish_video_check(
     context: ContentContext,
     api_key_id: int | None,
     received_at: datetime | None = None,
+    classified: VideoClassification | None = None,
 ) -> dict[str, Any]:
     """Decide, record the check (once per content id) and run the actions; the response body.
 
     The same for the synchronous request and the job, so both give the same answer.
+    With ``classified`` (the frames' classifier scores) the verdict gets the highest
+    score per category, ``classifications`` lists the frames over the threshold (at
+    most 50, the highest-scoring, in time order) and ``classification_summary`` the rest.
     """
+    if classified is not None:
+        checked = with_classification(checked, classified)
     body = checked.to_dict()
     common = finish_check(
         checked.verdict,
@@ -103,10 +129,34 @@ def finish_video_check(
     return {
         **common,
         "kind": "video",
-        "classifications": [],
+        "classifications": classified.answer_frames() if classified else [],
+        "classified_frames": len(classified.frames) if classified else 0,
+        "classification_summary": classified.summary() if classified else None,
         "frame_matches": body["frame_matches"],
         "videos": body["videos"],
     }
+
+
+def classify_payload(
+    specs: Sequence[str], rule: TemporalRule, max_frames: int
+) -> dict[str, Any] | None:
+    """How the job classifies: the server's classifier specs, the rule, the frame cap.
+
+    Kept in the job's payload so the worker classifies as the server that accepted
+    the upload would have (None: no classifier configured, none run).
+    """
+    if not specs:
+        return None
+    return {"classifiers": list(specs), **rule.to_dict(), "max_frames": max_frames}
+
+
+def _load_spec(spec: str) -> Classifier:
+    """A classifier by its ``SAFESTREAM_CLASSIFIERS`` spec: a bundled name or ``card:PATH``."""
+    from safestream.classify import load_classifier
+
+    if spec.startswith("card:"):
+        return load_classifier(card=Path(spec.removeprefix("card:")))
+    return load_classifier(spec)
 
 
 def context_payload(context: ContentContext) -> dict[str, Any]:
@@ -138,6 +188,8 @@ class VideoCheckHandler:
         self.sinks = sinks
         self.options = options
         self._engine: Engine | None = None
+        #: Classifiers by spec, loaded at the first job that needs them.
+        self._classifiers: dict[str, Classifier] = {}
 
     @classmethod
     def from_env(cls, store: Store, environ: Mapping[str, str] | None = None) -> VideoCheckHandler:
@@ -163,6 +215,13 @@ class VideoCheckHandler:
             self._engine.refresh()
         return self._engine
 
+    def classifiers(self, specs: Sequence[str]) -> list[Classifier]:
+        """The classifiers a job's payload names, each loaded once per worker."""
+        for spec in specs:
+            if spec not in self._classifiers:
+                self._classifiers[spec] = _load_spec(spec)
+        return [self._classifiers[spec] for spec in specs]
+
     def run(self, job: Job, ctx: JobContext) -> dict[str, Any] | None:
         """Hash, check, record, act; the result is the body a short video would have got."""
         p = job.payload
@@ -179,13 +238,36 @@ class VideoCheckHandler:
                 ) from None
             return {"content_id": content_id, "kind": "video", "record": record}
         ctx.check()
+        sample_fps = float(p.get("sample_fps", 1.0))
+        max_frame_pixels = int(p.get("max_frame_pixels") or DEFAULT_MAX_FRAME_PIXELS)
+        classify = p.get("classify")
+        classified: VideoClassification | None = None
         try:
             hashes = hash_video(
                 path,
-                sample_fps=float(p.get("sample_fps", 1.0)),
-                max_frame_pixels=int(p.get("max_frame_pixels") or DEFAULT_MAX_FRAME_PIXELS),
+                sample_fps=sample_fps,
+                max_frame_pixels=max_frame_pixels,
                 name="the uploaded video",
             )
+            if classify:
+                # A model that will not load is not the video's fault: it fails the
+                # attempt (retried), not PermanentJobError as a bad video does.
+                models = self.classifiers([str(s) for s in classify["classifiers"]])
+                ctx.check()
+                classified = classify_video(
+                    path,
+                    models,
+                    rule=TemporalRule(
+                        window=int(classify["window"]),
+                        min_flagged=int(classify["min_flagged"]),
+                        score_threshold=float(classify["score_threshold"]),
+                    ),
+                    sample_fps=sample_fps,
+                    max_frames=int(classify["max_frames"]),
+                    expected_samples=hashes.frames_sampled,
+                    max_frame_pixels=max_frame_pixels,
+                    name="the uploaded video",
+                )
         except VideoError as exc:
             path.unlink(missing_ok=True)
             raise PermanentJobError(str(exc)) from None
@@ -199,11 +281,17 @@ class VideoCheckHandler:
             context=context_from_payload(p["context"]),
             api_key_id=p.get("api_key_id"),
             received_at=datetime.fromisoformat(received) if received else None,
+            classified=classified,
         )
         with contextlib.suppress(OSError):
             path.unlink()
         log.info(
             "video check done",
-            extra={"job_id": job.id, "outcome": body["outcome"], "frames": len(hashes.frames)},
+            extra={
+                "job_id": job.id,
+                "outcome": body["outcome"],
+                "frames": len(hashes.frames),
+                "classified_frames": body["classified_frames"],
+            },
         )
         return body

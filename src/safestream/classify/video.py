@@ -1,0 +1,408 @@
+"""Classify a video's sampled frames and decide with a temporal rule.
+
+The frames are the ones :func:`~safestream.signals.video.hash_video` samples (one a
+second by default, timestamps from the first frame), decoded a second time with
+PyAV, scaled to at most :data:`DEFAULT_MAX_SIDE` pixels on the longer side, and scored
+by every configured classifier (:func:`~safestream.classify.assess`). The result keeps:
+
+* per category the highest score over the classified frames (``max_scores``: what a
+  check verdict's ``scores`` holds, so the policy's ``min_scores`` rules apply as for
+  an image);
+* the frames with some category at or over ``score_threshold``, with timestamps;
+* a temporal rule, as the live monitor uses (:class:`TemporalRule`): a category is
+  *flagged* when at least ``min_flagged`` of some ``window`` consecutive classified
+  frames score at or over the threshold (a video of fewer frames than ``window``:
+  ``min_flagged`` of its frames, at least one). One stray frame does not flag.
+
+At most ``max_frames`` frames are classified: beyond that the samples are thinned
+evenly over the video, and "consecutive" means consecutive classified frames. The
+second decode costs far less than the classifiers at one sample a second; sharing the
+decode with hashing would mean changing ``hash_video``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from safestream.classify.base import CATEGORIES, CategoryScores, Classifier, not_assessed
+from safestream.errors import InputError
+from safestream.signals.video import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    CorruptVideoError,
+    NoFramesError,
+    NotAVideoError,
+    NoVideoStreamError,
+    VideoError,
+    VideoTooLargeError,
+    VideoTooLongError,
+    frame_rgb,
+    require_av,
+    sniff_video,
+)
+
+if TYPE_CHECKING:
+    import av.container
+
+__all__ = [
+    "DEFAULT_MAX_CLASSIFIED_FRAMES",
+    "DEFAULT_MAX_SIDE",
+    "FrameScores",
+    "TemporalRule",
+    "VideoClassification",
+    "aggregate",
+    "classify_video",
+    "even_picks",
+    "rule_window",
+]
+
+#: Frames are scaled so their longer side is at most this before classifying: the
+#: bundled models take 224-320 px inputs, so more is decode and resize work for nothing.
+DEFAULT_MAX_SIDE = 512
+#: Most frames classified per video (10 minutes at one sample a second).
+DEFAULT_MAX_CLASSIFIED_FRAMES = 600
+#: Most over-threshold frames listed in an answer (the summary counts them all).
+DEFAULT_MAX_LISTED_FRAMES = 50
+
+
+@dataclass(frozen=True)
+class TemporalRule:
+    """``min_flagged`` of ``window`` consecutive frames at or over ``score_threshold``.
+
+    The live monitor's defaults (5, 3, 0.8; 0.8 is opennsfw's calibrated threshold).
+    """
+
+    window: int = 5
+    min_flagged: int = 3
+    score_threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_flagged <= self.window:
+            raise InputError(
+                f"the video rule needs 1 <= min_flagged <= window, got "
+                f"min_flagged={self.min_flagged}, window={self.window}"
+            )
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise InputError(
+                f"the video score threshold must be in [0, 1], got {self.score_threshold}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "window": self.window,
+            "min_flagged": self.min_flagged,
+            "score_threshold": self.score_threshold,
+        }
+
+
+def rule_window(over: Sequence[bool], window: int, min_flagged: int) -> tuple[int, int] | None:
+    """The first ``(start, end)`` frame indices where ``min_flagged`` of ``window`` hold.
+
+    ``end`` is the frame at which the rule first holds (inclusive), ``start`` the first
+    frame of that window. With fewer frames than ``window``, ``min_flagged`` of all of
+    them (capped at their number, at least one). None when the rule never holds.
+    """
+    n = len(over)
+    if n == 0:
+        return None
+    need = max(1, min(min_flagged, n))
+    size = min(window, n)
+    count = 0
+    for end in range(n):
+        count += over[end]
+        if end >= size:
+            count -= over[end - size]
+        if count >= need:
+            return max(0, end - size + 1), end
+    return None
+
+
+def even_picks(total: int, limit: int) -> frozenset[int]:
+    """At most ``limit`` indices of ``range(total)``, spread evenly, first and last kept."""
+    if total <= limit:
+        return frozenset(range(total))
+    if limit == 1:
+        return frozenset({0})
+    return frozenset(int(i) for i in np.linspace(0, total - 1, limit).round())
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """The merged category scores of one classified frame."""
+
+    #: Index of the frame among the decoded frames (as vPDQ numbers them).
+    frame_number: int
+    #: Seconds from the video's first frame.
+    timestamp_s: float
+    scores: CategoryScores
+    #: Categories at or over the rule's threshold on this frame.
+    over: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (scores rounded; unassessed categories left out)."""
+        return {
+            "frame_number": self.frame_number,
+            "timestamp_s": round(self.timestamp_s, 3),
+            "scores": {k: round(v, 6) for k, v in self.scores.items() if v is not None},
+            "over_threshold": list(self.over),
+        }
+
+
+@dataclass(frozen=True)
+class VideoClassification:
+    """Every classified frame's scores, and what they add up to."""
+
+    models: tuple[str, ...]
+    rule: TemporalRule
+    #: Frames classified, in time order.
+    frames: tuple[FrameScores, ...]
+    #: Frames sampled (the classified ones are all of them, or an even subset).
+    frames_sampled: int
+    #: Category -> highest score over the frames (None: no model assesses it).
+    max_scores: CategoryScores
+    #: Categories for which the temporal rule holds, in :data:`CATEGORIES` order.
+    flagged_categories: tuple[str, ...]
+    #: Category -> (start, end) timestamps of the first window where the rule held.
+    flagged_spans_s: dict[str, tuple[float, float]]
+
+    @property
+    def flagged(self) -> bool:
+        """The temporal rule holds for some category."""
+        return bool(self.flagged_categories)
+
+    def frames_over(self) -> list[FrameScores]:
+        """The frames with some category at or over the threshold, in time order."""
+        return [f for f in self.frames if f.over]
+
+    def answer_frames(self, limit: int = DEFAULT_MAX_LISTED_FRAMES) -> list[dict[str, Any]]:
+        """Over-threshold frames for an answer: the ``limit`` highest-scoring, by time."""
+        over = self.frames_over()
+        if len(over) > limit:
+            top = sorted(over, key=lambda f: -max(v for v in f.scores.values() if v is not None))
+            keep = {id(f) for f in top[:limit]}
+            over = [f for f in over if id(f) in keep]
+        return [f.to_dict() for f in over]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary: counts, max scores, the rule and what it flagged."""
+        return {
+            "models": list(self.models),
+            "classified_frames": len(self.frames),
+            "sampled_frames": self.frames_sampled,
+            "frames_over_threshold": len(self.frames_over()),
+            "max_scores": {
+                k: None if v is None else round(v, 6) for k, v in self.max_scores.items()
+            },
+            "rule": self.rule.to_dict(),
+            "flagged": self.flagged,
+            "flagged_categories": list(self.flagged_categories),
+            "flagged_spans_s": {
+                k: [round(a, 3), round(b, 3)] for k, (a, b) in self.flagged_spans_s.items()
+            },
+        }
+
+    def reasons(self) -> list[str]:
+        """One line per flagged category, for a verdict's reasons."""
+        n, k = self.rule.window, self.rule.min_flagged
+        return [
+            f"classifier: {c} >= {self.rule.score_threshold:g} in {k} of {n} consecutive "
+            f"sampled frames ({a:.1f}-{b:.1f} s)"
+            for c in self.flagged_categories
+            for a, b in [self.flagged_spans_s[c]]
+        ]
+
+
+def aggregate(
+    frames: Sequence[FrameScores],
+    *,
+    models: tuple[str, ...],
+    rule: TemporalRule,
+    frames_sampled: int,
+) -> VideoClassification:
+    """Max scores per category and the temporal rule over classified frames."""
+    max_scores = not_assessed()
+    for f in frames:
+        for category, value in f.scores.items():
+            if value is None:
+                continue
+            current = max_scores.get(category)
+            max_scores[category] = value if current is None else max(current, value)
+    flagged: list[str] = []
+    spans: dict[str, tuple[float, float]] = {}
+    for category in CATEGORIES:
+        hit = rule_window([category in f.over for f in frames], rule.window, rule.min_flagged)
+        if hit is not None:
+            flagged.append(category)
+            spans[category] = (frames[hit[0]].timestamp_s, frames[hit[1]].timestamp_s)
+    return VideoClassification(
+        models=models,
+        rule=rule,
+        frames=tuple(frames),
+        frames_sampled=frames_sampled,
+        max_scores=max_scores,
+        flagged_categories=tuple(flagged),
+        flagged_spans_s=spans,
+    )
+
+
+def classify_video(
+    source: Path | IO[bytes] | bytes,
+    classifiers: Sequence[Classifier],
+    *,
+    rule: TemporalRule | None = None,
+    sample_fps: float | None = 1.0,
+    max_frames: int = DEFAULT_MAX_CLASSIFIED_FRAMES,
+    expected_samples: int | None = None,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    max_duration_s: float | None = None,
+    name: str | None = None,
+) -> VideoClassification:
+    """Classify the frames ``hash_video`` samples and aggregate them (module docstring).
+
+    ``expected_samples`` (the ``frames_sampled`` of the video's hashes) lets frames be
+    thinned evenly when there are more than ``max_frames``; without it, every other
+    classified frame is dropped each time the count passes ``max_frames`` (even spacing
+    too, at up to twice the classifier work). Limits and bad input raise the same
+    :class:`~safestream.signals.video.VideoError` kinds as ``hash_video``.
+    """
+    from safestream.classify import assess
+
+    if not classifiers:
+        raise InputError("classify_video needs at least one classifier")
+    if max_frames < 1:
+        raise InputError(f"max_frames must be at least 1, got {max_frames}")
+    if sample_fps is not None and not sample_fps > 0:
+        raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
+    rule = rule or TemporalRule()
+    av = require_av()
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(bytes(source))
+    what = name or (str(source) if isinstance(source, Path) else "video")
+    picks = (
+        even_picks(expected_samples, max_frames)
+        if expected_samples is not None and expected_samples > max_frames
+        else None
+    )
+    stride = 1  # used without picks: keep samples whose index is a multiple of it
+    kept: list[tuple[int, FrameScores]] = []
+    container = _open(av, source, what)
+    try:
+        if not container.streams.video:
+            raise NoVideoStreamError(
+                f"{what}: the file has no video stream (audio or data only); send a video"
+            )
+        stream = container.streams.video[0]
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        if width * height > max_frame_pixels:
+            raise VideoTooLargeError(
+                f"{what}: frames of {width}x{height} exceed the limit of {max_frame_pixels} pixels"
+            )
+        stream.thread_type = "AUTO"
+        # The sampling below is hash_video's, step for step, so that the frames
+        # classified are the frames hashed (same count, same timestamps).
+        interval = None if sample_fps is None else 1.0 / sample_fps
+        next_due = 0.0
+        decoded = sampled = 0
+        first_time: float | None = None
+        try:
+            for frame in container.decode(stream):
+                number = decoded
+                decoded += 1
+                if frame.width * frame.height > max_frame_pixels:
+                    raise VideoTooLargeError(
+                        f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit "
+                        f"of {max_frame_pixels} pixels"
+                    )
+                t_abs = (
+                    float(frame.time)
+                    if frame.time is not None
+                    else number / float(stream.average_rate or 25)
+                )
+                if first_time is None:
+                    first_time = t_abs
+                t = t_abs - first_time
+                if max_duration_s is not None and t > max_duration_s:
+                    raise VideoTooLongError(
+                        f"{what}: the video runs past {max_duration_s:g} s (a frame at {t:.3f} s)"
+                    )
+                if interval is not None:
+                    if t + 1e-6 < next_due:
+                        continue
+                    next_due = (int((t + 1e-6) / interval) + 1) * interval
+                index = sampled
+                sampled += 1
+                if picks is not None:
+                    if index not in picks:
+                        continue
+                elif index % stride:
+                    continue
+                _, scores = assess(classifiers, frame_rgb(frame, max_side))
+                over = tuple(
+                    c
+                    for c in CATEGORIES
+                    if (v := scores.get(c)) is not None and v >= rule.score_threshold
+                )
+                kept.append((index, FrameScores(number, t, scores, over)))
+                if picks is None and len(kept) > max_frames:
+                    stride *= 2
+                    kept = [(i, f) for i, f in kept if i % stride == 0]
+        except VideoError:
+            raise
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CorruptVideoError(
+                f"{what}: decoding failed after {decoded} frames ({type(exc).__name__}: "
+                f"{exc}); the file is truncated or corrupt"
+            ) from exc
+    finally:
+        container.close()
+    if decoded == 0:
+        raise NoFramesError(f"{what}: the video stream has no decodable frame")
+    return aggregate(
+        [f for _, f in kept],
+        models=tuple(c.name for c in classifiers),
+        rule=rule,
+        frames_sampled=sampled,
+    )
+
+
+def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputContainer:
+    """Open for decoding; failures raise the error kinds ``hash_video`` raises."""
+    if isinstance(source, Path) and not source.is_file():
+        raise VideoError(f"{what}: no such file")
+    try:
+        container: av.container.InputContainer = lib.open(
+            str(source) if isinstance(source, Path) else source, mode="r"
+        )
+    except (lib.error.FFmpegError, ValueError, OSError) as exc:
+        if _starts_like_video(source):
+            raise CorruptVideoError(
+                f"{what}: the bytes start like a video container but FFmpeg cannot read it "
+                f"({type(exc).__name__}: {exc}); the file is truncated or corrupt: "
+                "send it again or obtain an intact copy"
+            ) from exc
+        raise NotAVideoError(
+            f"{what}: not a video FFmpeg can read ({type(exc).__name__}: {exc}); "
+            "check the file is a complete video (mp4, mkv, webm, ts, ...)"
+        ) from exc
+    return container
+
+
+def _starts_like_video(source: Path | IO[bytes]) -> bool:
+    try:
+        if isinstance(source, Path):
+            with source.open("rb") as fh:
+                head = fh.read(1024)
+        else:
+            source.seek(0)
+            head = source.read(1024)
+            source.seek(0)
+    except OSError:
+        return False
+    return sniff_video(head)

@@ -1,0 +1,443 @@
+"""Classifiers on a video's sampled frames: the temporal rule, the cap, the API and the job.
+
+The bundled default model (opennsfw) runs on benign synthetic video only; a small test
+double scoring "redness" exercises the temporal rule, which benign video never reaches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api_support import auth
+from safestream.api.app import create_app
+from safestream.api.settings import ServiceSettings
+from safestream.classify import Classifier, Detection, load_classifier
+from safestream.classify.video import (
+    TemporalRule,
+    VideoClassification,
+    classify_video,
+    even_picks,
+    rule_window,
+)
+from safestream.cli import cli
+from safestream.engine.policy import Policy
+from safestream.errors import ConfigError, InputError
+from safestream.jobs.base import JobContext
+from safestream.jobs.video_check import VideoCheckHandler
+from safestream.signals.video import (
+    CorruptVideoError,
+    NotAVideoError,
+    VideoTooLargeError,
+    VideoTooLongError,
+    hash_video,
+)
+from safestream.store.db import Store
+from safestream.store.jobs import JobRepository
+from safestream.store.models import CheckRow
+from safestream.store.service import KeyRepository
+from video_support import encode, known_frame, other_frame, shots
+from webhook_support import store_url
+
+FPS = 10
+RGB = npt.NDArray[np.uint8]
+RED = np.full((240, 320, 3), (230, 20, 20), dtype=np.uint8)
+BLUE = np.full((240, 320, 3), (20, 20, 230), dtype=np.uint8)
+
+
+class Redness(Classifier):
+    """Test double for the rule tests: the share of strongly red pixels, as explicit_nudity."""
+
+    name = "redness"
+    labels = ("red",)
+    input_size = (64, 64)
+    category_map = {"red": "explicit_nudity"}  # noqa: RUF012
+    thresholds = {"explicit_nudity": 0.8}  # noqa: RUF012
+
+    def predict_batch(
+        self, images: Sequence[RGB]
+    ) -> list[tuple[dict[str, float], tuple[Detection, ...]]]:
+        return [
+            ({"red": float(((im[..., 0] > 180) & (im[..., 2] < 80)).mean())}, ()) for im in images
+        ]
+
+
+@pytest.fixture(scope="module")
+def opennsfw() -> Classifier:
+    return load_classifier("opennsfw")
+
+
+def benign_pictures(n: int, seed: int) -> list[RGB]:
+    return [known_frame(seed + i) if i % 2 else other_frame(seed + i) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("classify-videos")
+    out = {
+        "benign5": d / "benign5.mp4",
+        "benign10": d / "benign10.mkv",
+        "truncated": d / "truncated.mp4",
+    }
+    encode(out["benign5"], shots(benign_pictures(5, 10), 1, FPS), fps=FPS)
+    encode(out["benign10"], shots(benign_pictures(10, 40), 1, FPS), fps=FPS)
+    data = out["benign5"].read_bytes()
+    out["truncated"].write_bytes(data[: len(data) // 2])  # mp4: the index is at the end
+    return out
+
+
+def coloured(tmp: Path, name: str, seconds: str) -> Path:
+    """One second per letter: R a red shot, B a blue one."""
+    path = tmp / name
+    encode(path, shots([RED if c == "R" else BLUE for c in seconds], 1, FPS), fps=FPS)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# The rule and the cap, pure
+
+
+def test_rule_window_needs_k_of_n_consecutive() -> None:
+    t, f = True, False
+    assert rule_window([t, t, t], 5, 3) == (0, 2)
+    assert rule_window([f, t, f, t, f, t, f], 5, 3) == (1, 5)
+    assert rule_window([t, f, f, t, f, f, t], 5, 3) is None  # 3 hits, never 3 in any 5
+    assert rule_window([f] * 8 + [t, t, f, t], 5, 3) == (7, 11)
+    # Fewer frames than the window: K of them, at most all, at least one.
+    assert rule_window([t, t], 5, 3) == (0, 1)
+    assert rule_window([f, t], 5, 3) is None
+    assert rule_window([t], 5, 3) == (0, 0)
+    assert rule_window([], 5, 3) is None
+    assert rule_window([f, f, t], 5, 1) == (0, 2)
+
+
+def test_rule_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InputError):
+        TemporalRule(window=3, min_flagged=4)
+    with pytest.raises(InputError):
+        TemporalRule(score_threshold=1.5)
+    monkeypatch.setenv("SAFESTREAM_VIDEO_CLASSIFY_WINDOW", "8")
+    monkeypatch.setenv("SAFESTREAM_VIDEO_CLASSIFY_MIN_FLAGGED", "2")
+    monkeypatch.setenv("SAFESTREAM_VIDEO_SCORE_THRESHOLD", "0.6")
+    monkeypatch.setenv("SAFESTREAM_VIDEO_CLASSIFY_MAX_FRAMES", "100")
+    s = ServiceSettings.from_env()
+    assert (s.video_classify_window, s.video_classify_min_flagged) == (8, 2)
+    assert (s.video_score_threshold, s.video_classify_max_frames) == (0.6, 100)
+    monkeypatch.setenv("SAFESTREAM_VIDEO_CLASSIFY_MIN_FLAGGED", "9")
+    with pytest.raises(ConfigError, match="MIN_FLAGGED"):
+        ServiceSettings.from_env()
+    monkeypatch.setenv("SAFESTREAM_VIDEO_CLASSIFY_MIN_FLAGGED", "2")
+    monkeypatch.setenv("SAFESTREAM_VIDEO_SCORE_THRESHOLD", "2")
+    with pytest.raises(ConfigError, match="THRESHOLD"):
+        ServiceSettings.from_env()
+
+
+def test_even_picks() -> None:
+    assert even_picks(5, 10) == frozenset(range(5))
+    picks = sorted(even_picks(1000, 600))
+    assert len(picks) == 600 and picks[0] == 0 and picks[-1] == 999
+    assert max(np.diff(picks)) <= 2
+    assert sorted(even_picks(10, 4)) == [0, 3, 6, 9]
+    assert even_picks(10, 1) == frozenset({0})
+
+
+# ---------------------------------------------------------------------------
+# The temporal rule on decoded video (test double scorer)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "flagged", "over_s", "span"),
+    [
+        ("BRBRBRBB", True, [1.0, 3.0, 5.0], (1.0, 5.0)),
+        ("BRBRBBRB", False, [1.0, 3.0, 6.0], None),
+        ("RR", True, [0.0, 1.0], (0.0, 1.0)),  # shorter than the window: 2 of 2
+        ("BR", False, [1.0], None),
+        ("BBBB", False, [], None),
+    ],
+)
+def test_temporal_rule_on_video(
+    tmp_path: Path,
+    seconds: str,
+    flagged: bool,
+    over_s: list[float],
+    span: tuple[float, float] | None,
+) -> None:
+    path = coloured(tmp_path, "c.mp4", seconds)
+    result = classify_video(path, [Redness()])
+    assert len(result.frames) == result.frames_sampled == len(seconds)
+    assert [f.timestamp_s for f in result.frames_over()] == pytest.approx(over_s, abs=1e-3)
+    assert result.flagged is flagged
+    assert result.flagged_categories == (("explicit_nudity",) if flagged else ())
+    if span is not None:
+        assert result.flagged_spans_s["explicit_nudity"] == pytest.approx(span, abs=1e-3)
+        assert "3 of 5 consecutive" in result.reasons()[0]
+    else:
+        assert result.reasons() == []
+    max_red = result.max_scores["explicit_nudity"]
+    assert max_red is not None and (max_red > 0.9) is ("R" in seconds)
+    assert result.max_scores["csam"] is None  # not assessed by the model
+    summary = result.summary()
+    assert summary["frames_over_threshold"] == len(over_s)
+    assert summary["classified_frames"] == len(seconds)
+
+
+def test_threshold_and_window_are_the_callers(tmp_path: Path) -> None:
+    path = coloured(tmp_path, "c.mp4", "BRBRBBRB")
+    loose = classify_video(path, [Redness()], rule=TemporalRule(window=6, min_flagged=3))
+    assert loose.flagged and loose.flagged_spans_s["explicit_nudity"] == pytest.approx((1, 6))
+    # Threshold 0: every assessed frame counts, so the first three frames flag.
+    everything = classify_video(path, [Redness()], rule=TemporalRule(score_threshold=0.0))
+    assert len(everything.frames_over()) == 8
+    assert everything.flagged_spans_s["explicit_nudity"] == pytest.approx((0, 2))
+
+
+# ---------------------------------------------------------------------------
+# The bundled model on benign video
+
+
+def test_frames_are_the_hashed_samples_and_benign_is_clean(
+    media: dict[str, Path], opennsfw: Classifier
+) -> None:
+    result = classify_video(media["benign5"], [opennsfw])
+    every = hash_video(media["benign5"], fold_bits=None)
+    assert len(result.frames) == result.frames_sampled == every.frames_sampled == 5
+    assert [(f.frame_number, round(f.timestamp_s, 3)) for f in result.frames] == [
+        (f.frame_number, round(f.timestamp_s, 3)) for f in every.frames
+    ]
+    assert [f.timestamp_s for f in result.frames] == pytest.approx([0, 1, 2, 3, 4], abs=1e-3)
+    assert result.models == ("opennsfw",)
+    top = result.max_scores["explicit_nudity"]
+    assert top is not None and 0.0 <= top < 0.8
+    assert top == max(f.scores["explicit_nudity"] or 0.0 for f in result.frames)
+    assert result.frames_over() == [] and not result.flagged
+
+
+def test_frame_cap_thins_evenly(media: dict[str, Path], opennsfw: Classifier) -> None:
+    known = classify_video(media["benign10"], [opennsfw], max_frames=4, expected_samples=10)
+    assert known.frames_sampled == 10
+    assert [round(f.timestamp_s) for f in known.frames] == [0, 3, 6, 9]
+    # Without the count: every other frame dropped whenever the cap is passed.
+    blind = classify_video(media["benign10"], [opennsfw], max_frames=4)
+    times = [round(f.timestamp_s) for f in blind.frames]
+    assert blind.frames_sampled == 10 and 1 <= len(times) <= 4
+    assert times == [0, 4, 8]
+    assert blind.summary()["classified_frames"] == 3 and blind.summary()["sampled_frames"] == 10
+
+
+def test_bad_videos_raise_the_hashing_errors(
+    media: dict[str, Path], opennsfw: Classifier, tmp_path: Path
+) -> None:
+    with pytest.raises(CorruptVideoError):
+        classify_video(media["truncated"].read_bytes(), [opennsfw])
+    with pytest.raises(NotAVideoError):
+        classify_video(b"neither an image nor a video\n" * 40, [opennsfw])
+    with pytest.raises(VideoTooLargeError):
+        classify_video(media["benign5"], [opennsfw], max_frame_pixels=320 * 240 - 1)
+    with pytest.raises(VideoTooLongError):
+        classify_video(media["benign5"], [opennsfw], max_duration_s=2.5)
+    with pytest.raises(InputError):
+        classify_video(media["benign5"], [])
+
+
+# ---------------------------------------------------------------------------
+# POST /v1/check and the video_check job
+
+
+def check_count(store: Store) -> int:
+    with store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(CheckRow)) or 0)
+
+
+@pytest.fixture
+def upload_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "uploads"
+    monkeypatch.setenv("SAFESTREAM_UPLOAD_DIR", str(d))
+    return d
+
+
+def make_client(store: Store, policy: Policy | None = None, **settings: object) -> TestClient:
+    base: dict[str, object] = {
+        "max_upload_bytes": 8 * 1024 * 1024,
+        "refresh_interval_s": 0.05,
+        "classifiers": ("opennsfw",),
+        "video_sync_max_s": 6.0,
+    }
+    merged = ServiceSettings(**{**base, **settings})  # type: ignore[arg-type]
+    return TestClient(create_app(store, settings=merged, policy=policy))
+
+
+@pytest.fixture
+def integrator(store: Store) -> dict[str, str]:
+    return auth(KeyRepository(store).create("integrator", "test")[0])
+
+
+@pytest.fixture
+def client(store: Store, upload_dir: Path) -> Iterator[TestClient]:
+    with make_client(store) as c:
+        yield c
+
+
+def assert_benign_classified(body: dict[str, object], sampled: int) -> None:
+    scores = body["scores"]
+    assert isinstance(scores, dict)
+    assert isinstance(scores["explicit_nudity"], float) and scores["explicit_nudity"] < 0.8
+    assert scores["csam"] is None and scores["minor_likely"] is None  # not assessed
+    assert body["classified_frames"] == sampled
+    summary = body["classification_summary"]
+    assert isinstance(summary, dict)
+    assert summary["models"] == ["opennsfw"] and summary["sampled_frames"] == sampled
+    assert summary["classified_frames"] == sampled and summary["frames_over_threshold"] == 0
+    assert summary["flagged"] is False and summary["flagged_categories"] == []
+    assert summary["max_scores"]["explicit_nudity"] == round(scores["explicit_nudity"], 6)
+    assert summary["rule"] == {"window": 5, "min_flagged": 3, "score_threshold": 0.8}
+    assert body["classifications"] == []
+    assert body["verdict"] == "allow" and body["actions"] == []
+    assert not any("classifier" in str(r) for r in body["reasons"])  # type: ignore[attr-defined]
+
+
+def test_short_video_is_classified_in_the_request(
+    client: TestClient, integrator: dict[str, str], media: dict[str, Path], store: Store
+) -> None:
+    r = client.post(
+        "/v1/check",
+        files={"file": ("v.mp4", media["benign5"].read_bytes())},
+        headers=integrator,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "video" and body["signals"]["frames_sampled"] == 5
+    assert_benign_classified(body, 5)
+    record = client.get(f"/v1/checks/{body['content_id']}", headers=integrator).json()
+    assert record["scores"]["explicit_nudity"] == pytest.approx(body["scores"]["explicit_nudity"])
+    assert check_count(store) == 1
+
+
+def test_policy_score_rules_apply_to_video_scores(
+    store: Store, integrator: dict[str, str], media: dict[str, Path], upload_dir: Path
+) -> None:
+    """Any assessed score satisfies a 0.0 minimum: the video's max score reaches the policy."""
+    policy = Policy.from_dict(
+        {
+            "rule": [
+                {
+                    "name": "any nudity score",
+                    "min_scores": {"explicit_nudity": 0.0},
+                    "verdict": "review",
+                    "actions": ["enqueue_review"],
+                }
+            ]
+        }
+    )
+    with make_client(store, policy) as c:
+        body = c.post(
+            "/v1/check",
+            files={"file": ("v.mp4", media["benign5"].read_bytes())},
+            headers=integrator,
+        ).json()
+    assert body["verdict"] == "review" and body["actions"] == ["enqueue_review"]
+    assert "policy rule 'any nudity score'" in body["reasons"]
+
+
+def test_without_classifiers_nothing_is_classified(
+    store: Store, integrator: dict[str, str], media: dict[str, Path], upload_dir: Path
+) -> None:
+    with make_client(store, classifiers=()) as c:
+        body = c.post(
+            "/v1/check",
+            files={"file": ("v.mp4", media["benign5"].read_bytes())},
+            headers=integrator,
+        ).json()
+    assert body["scores"] is None and body["classifications"] == []
+    assert body["classified_frames"] == 0 and body["classification_summary"] is None
+
+
+def test_long_video_job_result_has_scores(
+    client: TestClient,
+    integrator: dict[str, str],
+    media: dict[str, Path],
+    store: Store,
+    upload_dir: Path,
+) -> None:
+    r = client.post(
+        "/v1/check",
+        files={"file": ("v.mkv", media["benign10"].read_bytes())},
+        headers=integrator,
+    )
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    ran = CliRunner().invoke(cli, ["--database-url", store_url(store), "worker", "--once"])
+    assert ran.exit_code == 0, ran.output
+    job = client.get(accepted["location"], headers=integrator).json()
+    assert job["status"] == "done", job
+    result = job["result"]
+    assert result["content_id"] == accepted["content_id"]
+    assert result["signals"]["frames_sampled"] == 10
+    assert_benign_classified(result, 10)
+    record = client.get(f"/v1/checks/{accepted['content_id']}", headers=integrator).json()
+    assert record["scores"]["explicit_nudity"] == pytest.approx(result["scores"]["explicit_nudity"])
+    assert check_count(store) == 1
+
+
+def test_job_retried_after_a_crash_records_once(
+    client: TestClient,
+    integrator: dict[str, str],
+    media: dict[str, Path],
+    store: Store,
+    upload_dir: Path,
+) -> None:
+    data = media["benign10"].read_bytes()
+    r = client.post("/v1/check", files={"file": ("v.mkv", data)}, headers=integrator)
+    assert r.status_code == 202, r.text
+    jobs = JobRepository(store)
+    job = jobs.get(r.json()["job"]["id"])
+    assert job.payload["classify"]["classifiers"] == ["opennsfw"]
+    handler = VideoCheckHandler.from_env(store, {})
+    first = handler.run(job, JobContext(job, jobs))
+    assert first is not None and first["classified_frames"] == 10
+    # The attempt died after recording, before deleting the upload: run it again.
+    path = Path(job.payload["path"])
+    path.write_bytes(data)
+    second = handler.run(job, JobContext(job, jobs))
+    assert second is not None and second["scores"] == first["scores"]
+    assert second["classification_summary"] == first["classification_summary"]
+    assert check_count(store) == 1
+    assert not path.exists()
+
+
+def test_corrupt_video_is_still_422(
+    client: TestClient, integrator: dict[str, str], media: dict[str, Path], store: Store
+) -> None:
+    r = client.post(
+        "/v1/check",
+        files={"file": ("v.mp4", media["truncated"].read_bytes())},
+        headers=integrator,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["kind"] == "corrupt_video"
+    assert check_count(store) == 0
+
+
+def test_openapi_describes_video_classification(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    video = schemas["VideoCheckOut"]["properties"]
+    assert {"classifications", "classified_frames", "classification_summary"} <= set(video)
+    assert "FrameClassificationOut" in str(video["classifications"])
+    assert {"max_scores", "flagged", "rule"} <= set(schemas["VideoClassificationOut"]["properties"])
+    assert "timestamp_s" in schemas["FrameClassificationOut"]["properties"]
+
+
+def test_answer_frames_are_bounded(tmp_path: Path) -> None:
+    path = coloured(tmp_path, "c.mp4", "RRRRBR")
+    result: VideoClassification = classify_video(path, [Redness()])
+    assert len(result.answer_frames()) == 5
+    two = result.answer_frames(limit=2)
+    assert len(two) == 2 and two[0]["timestamp_s"] < two[1]["timestamp_s"]
+    assert all(f["over_threshold"] == ["explicit_nudity"] for f in two)
