@@ -107,3 +107,15 @@ def assert_samples_exact(
         assert k * interval - slack - 1e-6 <= t < (k + 1) * interval, (k, t)
         assert round(t, 4) in frames, (k, t)
         assert np.array_equal(sample.rgb, frames[round(t, 4)]), (k, t)
+
+
+def sample_file(path: Path, fps: float = 1.0, **kwargs: Any) -> tuple[list[Any], Any]:
+    """All samples of a video file through the live Sampler, and the sampler (its stats)."""
+    from safestream.live import Sampler, Source
+
+    container = Source(url=str(path)).open()
+    sampler = Sampler(fps, **kwargs)
+    try:
+        return list(sampler.samples(container)), sampler
+    finally:
+        container.close()

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from safestream.live import Sampler, Source
+from safestream.live import Sampler
 from safestream.live.h264 import (
     SLICE_B,
     SLICE_I,
@@ -30,7 +30,7 @@ from safestream.live.h264 import (
 )
 from safestream.live.ingest import _nal_starts, nal_length_size
 from safestream.signals.synthetic import photo_like
-from video_support import assert_samples_exact
+from video_support import assert_samples_exact, sample_file
 
 FPS, SECONDS = 10, 6
 WIDTH, HEIGHT = 320, 240
@@ -65,12 +65,7 @@ def encode_x264(
 
 
 def run(path: Path, **kwargs: Any) -> tuple[list[Any], Sampler]:
-    container = Source(url=str(path)).open()
-    sampler = Sampler(1.0, **kwargs)
-    try:
-        return list(sampler.samples(container)), sampler
-    finally:
-        container.close()
+    return sample_file(path, **kwargs)
 
 
 # (name, x264 options, container, whether P-pictures predict from I/P only)

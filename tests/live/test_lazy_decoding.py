@@ -16,7 +16,7 @@ from safestream.errors import InputError
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
 from safestream.signals.video import hash_video
 from safestream.store.banks import BankRepository
-from video_support import assert_samples_exact, encode, known_frame, other_frame, shots
+from video_support import assert_samples_exact, encode, known_frame, other_frame, sample_file, shots
 
 FPS = 10
 
@@ -45,12 +45,7 @@ def encode_keyframes_at(
 
 
 def run(path: Path, strategy: str, fps: float = 1.0) -> tuple[list[Any], Sampler]:
-    container = Source(url=str(path)).open()
-    sampler = Sampler(fps, strategy=strategy)
-    try:
-        return list(sampler.samples(container)), sampler
-    finally:
-        container.close()
+    return sample_file(path, fps, strategy=strategy)
 
 
 def keyframe_times(path: Path) -> list[float]:

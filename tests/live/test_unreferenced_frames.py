@@ -24,6 +24,7 @@ from video_support import (
     encode,
     known_frame,
     other_frame,
+    sample_file,
     shots,
 )
 
@@ -67,12 +68,7 @@ def encode_b(path: Path, frames: Sequence[np.ndarray], *, codec: str = "libx264"
 
 
 def run(path: Path, **kwargs: Any) -> tuple[list[Any], Sampler]:
-    container = Source(url=str(path)).open()
-    sampler = Sampler(1.0, **kwargs)
-    try:
-        return list(sampler.samples(container)), sampler
-    finally:
-        container.close()
+    return sample_file(path, **kwargs)
 
 
 FULL = {"strategy": "all", "skip_loop_filter": "none", "drop_unreferenced": False}

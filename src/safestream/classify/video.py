@@ -26,7 +26,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -34,20 +34,11 @@ from safestream.classify.base import CATEGORIES, CategoryScores, Classifier, not
 from safestream.errors import InputError
 from safestream.signals.video import (
     DEFAULT_MAX_FRAME_PIXELS,
-    CorruptVideoError,
-    NoFramesError,
-    NotAVideoError,
-    NoVideoStreamError,
+    SampledFrames,
     VideoError,
-    VideoTooLargeError,
-    VideoTooLongError,
     frame_rgb,
-    require_av,
-    sniff_video,
+    open_video,
 )
-
-if TYPE_CHECKING:
-    import av.container
 
 __all__ = [
     "DEFAULT_MAX_CLASSIFIED_FRAMES",
@@ -281,10 +272,11 @@ def classify_video(
     if sample_fps is not None and not sample_fps > 0:
         raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
     rule = rule or TemporalRule()
-    av = require_av()
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(bytes(source))
     what = name or (str(source) if isinstance(source, Path) else "video")
+    if isinstance(source, Path) and not source.is_file():
+        raise VideoError(f"{what}: no such file")
     picks = (
         even_picks(expected_samples, max_frames)
         if expected_samples is not None and expected_samples > max_frames
@@ -292,117 +284,37 @@ def classify_video(
     )
     stride = 1  # used without picks: keep samples whose index is a multiple of it
     kept: list[tuple[int, FrameScores]] = []
-    container = _open(av, source, what)
+    container = open_video(source, what)
     try:
-        if not container.streams.video:
-            raise NoVideoStreamError(
-                f"{what}: the file has no video stream (audio or data only); send a video"
-            )
-        stream = container.streams.video[0]
-        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
-        if width * height > max_frame_pixels:
-            raise VideoTooLargeError(
-                f"{what}: frames of {width}x{height} exceed the limit of {max_frame_pixels} pixels"
-            )
-        stream.thread_type = "AUTO"
-        # The sampling below is hash_video's, step for step, so that the frames
-        # classified are the frames hashed (same count, same timestamps).
-        interval = None if sample_fps is None else 1.0 / sample_fps
-        next_due = 0.0
-        decoded = sampled = 0
-        first_time: float | None = None
-        try:
-            for frame in container.decode(stream):
-                number = decoded
-                decoded += 1
-                if frame.width * frame.height > max_frame_pixels:
-                    raise VideoTooLargeError(
-                        f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit "
-                        f"of {max_frame_pixels} pixels"
-                    )
-                t_abs = (
-                    float(frame.time)
-                    if frame.time is not None
-                    else number / float(stream.average_rate or 25)
-                )
-                if first_time is None:
-                    first_time = t_abs
-                t = t_abs - first_time
-                if max_duration_s is not None and t > max_duration_s:
-                    raise VideoTooLongError(
-                        f"{what}: the video runs past {max_duration_s:g} s (a frame at {t:.3f} s)"
-                    )
-                if interval is not None:
-                    if t + 1e-6 < next_due:
-                        continue
-                    next_due = (int((t + 1e-6) / interval) + 1) * interval
-                index = sampled
-                sampled += 1
-                if picks is not None:
-                    if index not in picks:
-                        continue
-                elif index % stride:
+        # The frames hash_video samples (same count, same timestamps).
+        sampled = SampledFrames(
+            container,
+            what,
+            sample_fps=sample_fps,
+            max_frame_pixels=max_frame_pixels,
+            max_duration_s=max_duration_s,
+        )
+        for index, (number, t, frame) in enumerate(sampled):
+            if picks is not None:
+                if index not in picks:
                     continue
-                _, scores = assess(classifiers, frame_rgb(frame, max_side))
-                over = tuple(
-                    c
-                    for c in CATEGORIES
-                    if (v := scores.get(c)) is not None and v >= rule.score_threshold
-                )
-                kept.append((index, FrameScores(number, t, scores, over)))
-                if picks is None and len(kept) > max_frames:
-                    stride *= 2
-                    kept = [(i, f) for i, f in kept if i % stride == 0]
-        except VideoError:
-            raise
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise CorruptVideoError(
-                f"{what}: decoding failed after {decoded} frames ({type(exc).__name__}: "
-                f"{exc}); the file is truncated or corrupt"
-            ) from exc
+            elif index % stride:
+                continue
+            _, scores = assess(classifiers, frame_rgb(frame, max_side))
+            over = tuple(
+                c
+                for c in CATEGORIES
+                if (v := scores.get(c)) is not None and v >= rule.score_threshold
+            )
+            kept.append((index, FrameScores(number, t, scores, over)))
+            if picks is None and len(kept) > max_frames:
+                stride *= 2
+                kept = [(i, f) for i, f in kept if i % stride == 0]
     finally:
         container.close()
-    if decoded == 0:
-        raise NoFramesError(f"{what}: the video stream has no decodable frame")
     return aggregate(
         [f for _, f in kept],
         models=tuple(c.name for c in classifiers),
         rule=rule,
-        frames_sampled=sampled,
+        frames_sampled=sampled.sampled,
     )
-
-
-def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputContainer:
-    """Open for decoding; failures raise the error kinds ``hash_video`` raises."""
-    if isinstance(source, Path) and not source.is_file():
-        raise VideoError(f"{what}: no such file")
-    try:
-        container: av.container.InputContainer = lib.open(
-            str(source) if isinstance(source, Path) else source, mode="r"
-        )
-    except (lib.error.FFmpegError, ValueError, OSError) as exc:
-        if _starts_like_video(source):
-            raise CorruptVideoError(
-                f"{what}: the bytes start like a video container but FFmpeg cannot read it "
-                f"({type(exc).__name__}: {exc}); the file is truncated or corrupt: "
-                "send it again or obtain an intact copy"
-            ) from exc
-        raise NotAVideoError(
-            f"{what}: not a video FFmpeg can read ({type(exc).__name__}: {exc}); "
-            "check the file is a complete video (mp4, mkv, webm, ts, ...)"
-        ) from exc
-    return container
-
-
-def _starts_like_video(source: Path | IO[bytes]) -> bool:
-    try:
-        if isinstance(source, Path):
-            with source.open("rb") as fh:
-                head = fh.read(1024)
-        else:
-            source.seek(0)
-            head = source.read(1024)
-            source.seek(0)
-    except OSError:
-        return False
-    return sniff_video(head)

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -344,6 +344,12 @@ def frame_pdq(frame: av.video.frame.VideoFrame) -> tuple[str, int]:
     return pdq, quality
 
 
+def open_video(source: Path | IO[bytes], what: str) -> av.container.InputContainer:
+    """Open a video for decoding; failures raise :class:`NotAVideoError` or, for bytes
+    that start like a video container, :class:`CorruptVideoError`."""
+    return _open(require_av(), source, what)
+
+
 def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputContainer:
     try:
         container: av.container.InputContainer = lib.open(
@@ -412,7 +418,6 @@ def hash_video(
     container = _open(av, source, what)
     try:
         hashes = _hash_container(
-            av,
             container,
             md5,
             sha256,
@@ -428,8 +433,105 @@ def hash_video(
     return dataclasses.replace(hashes, sha1=sha1)
 
 
+class SampledFrames:
+    """The frames of a video's first video stream sampled ``sample_fps`` times a second.
+
+    Iterating decodes and yields ``(frame number, seconds since the first frame,
+    frame)`` for each sampled frame (every frame when ``sample_fps`` is None), with the
+    limits and errors :func:`hash_video` applies: no video stream, frames over
+    ``max_frame_pixels``, a frame later than ``max_duration_s``, undecodable data, no
+    decodable frame. Counters (``decoded``, ``sampled``, ``last_time_s``) are kept as it
+    goes. Shared by hashing and classification, so both see the same frames.
+    """
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        what: str,
+        *,
+        sample_fps: float | None,
+        max_frame_pixels: int,
+        max_duration_s: float | None = None,
+    ) -> None:
+        if sample_fps is not None and not sample_fps > 0:
+            raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
+        if not container.streams.video:
+            raise NoVideoStreamError(
+                f"{what}: the file has no video stream (audio or data only); send a video"
+            )
+        self.stream = container.streams.video[0]
+        cc = self.stream.codec_context
+        self.width, self.height = int(cc.width), int(cc.height)
+        if self.width * self.height > max_frame_pixels:
+            raise VideoTooLargeError(
+                f"{what}: frames of {self.width}x{self.height} exceed the limit of "
+                f"{max_frame_pixels} pixels"
+            )
+        self.stream.thread_type = "AUTO"
+        self.container = container
+        self.what = what
+        self.interval = None if sample_fps is None else 1.0 / sample_fps
+        self.max_frame_pixels = max_frame_pixels
+        self.max_duration_s = max_duration_s
+        self.decoded = self.sampled = 0
+        self.last_time_s = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """The stream's duration: its header's, or the last frame's time if later."""
+        duration = self.last_time_s
+        if self.stream.duration is not None and self.stream.time_base is not None:
+            duration = max(duration, float(self.stream.duration * self.stream.time_base))
+        return duration
+
+    def __iter__(self) -> Iterator[tuple[int, float, av.video.frame.VideoFrame]]:
+        av = require_av()
+        what, stream = self.what, self.stream
+        next_due = 0.0
+        first_time: float | None = None
+        try:
+            for frame in self.container.decode(stream):
+                number = self.decoded
+                self.decoded += 1
+                if frame.width * frame.height > self.max_frame_pixels:
+                    raise VideoTooLargeError(
+                        f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit "
+                        f"of {self.max_frame_pixels} pixels"
+                    )
+                t_abs = (
+                    float(frame.time)
+                    if frame.time is not None
+                    else number / float(stream.average_rate or 25)
+                )
+                # Seconds from the first frame: MPEG-TS clocks start anywhere (often 1.4 s).
+                if first_time is None:
+                    first_time = t_abs
+                t = t_abs - first_time
+                if self.max_duration_s is not None and t > self.max_duration_s:
+                    raise VideoTooLongError(
+                        f"{what}: the video runs past {self.max_duration_s:g} s "
+                        f"(a frame at {t:.3f} s)"
+                    )
+                self.last_time_s = max(self.last_time_s, t)
+                if self.interval is not None:
+                    # Tolerance for timestamps rounded to the time base.
+                    if t + 1e-6 < next_due:
+                        continue
+                    next_due = (int((t + 1e-6) / self.interval) + 1) * self.interval
+                self.sampled += 1
+                yield number, t, frame
+        except VideoError:
+            raise
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CorruptVideoError(
+                f"{what}: decoding failed after {self.decoded} frames "
+                f"({type(exc).__name__}: {exc}); the file is truncated or corrupt"
+            ) from exc
+        if self.decoded == 0:
+            raise NoFramesError(f"{what}: the video stream has no decodable frame")
+
+
 def _hash_container(
-    av: Any,
     container: av.container.InputContainer,
     md5: str,
     sha256: str,
@@ -440,78 +542,29 @@ def _hash_container(
     max_frame_pixels: int,
     max_duration_s: float | None = None,
 ) -> VideoHashes:
-    if not container.streams.video:
-        raise NoVideoStreamError(
-            f"{what}: the file has no video stream (audio or data only); send a video"
-        )
-    stream = container.streams.video[0]
-    width, height = int(stream.codec_context.width), int(stream.codec_context.height)
-    if width * height > max_frame_pixels:
-        raise VideoTooLargeError(
-            f"{what}: frames of {width}x{height} exceed the limit of {max_frame_pixels} pixels"
-        )
-    stream.thread_type = "AUTO"
-    interval = None if sample_fps is None else 1.0 / sample_fps
-    next_due = 0.0
+    sampled = SampledFrames(
+        container,
+        what,
+        sample_fps=sample_fps,
+        max_frame_pixels=max_frame_pixels,
+        max_duration_s=max_duration_s,
+    )
     frames: list[FrameHash] = []
-    decoded = sampled = 0
-    last_time = 0.0
-    first_time: float | None = None
-    try:
-        for frame in container.decode(stream):
-            number = decoded
-            decoded += 1
-            if frame.width * frame.height > max_frame_pixels:
-                raise VideoTooLargeError(
-                    f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit of "
-                    f"{max_frame_pixels} pixels"
-                )
-            t_abs = (
-                float(frame.time)
-                if frame.time is not None
-                else number / float(stream.average_rate or 25)
-            )
-            # Seconds from the first frame: MPEG-TS clocks start anywhere (often 1.4 s).
-            if first_time is None:
-                first_time = t_abs
-            t = t_abs - first_time
-            if max_duration_s is not None and t > max_duration_s:
-                raise VideoTooLongError(
-                    f"{what}: the video runs past {max_duration_s:g} s (a frame at {t:.3f} s)"
-                )
-            last_time = max(last_time, t)
-            if interval is not None:
-                # Tolerance for timestamps rounded to the time base.
-                if t + 1e-6 < next_due:
-                    continue
-                next_due = (int((t + 1e-6) / interval) + 1) * interval
-            sampled += 1
-            pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
-            fh = FrameHash(number, quality, pdq, t)
-            if fold_bits is not None and frames and _distance(frames[-1].pdq, pdq) <= fold_bits:
-                continue
-            frames.append(fh)
-    except VideoError:
-        raise
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise CorruptVideoError(
-            f"{what}: decoding failed after {decoded} frames ({type(exc).__name__}: {exc}); "
-            "the file is truncated or corrupt"
-        ) from exc
-    if decoded == 0:
-        raise NoFramesError(f"{what}: the video stream has no decodable frame")
-    duration = last_time
-    if stream.duration is not None and stream.time_base is not None:
-        duration = max(duration, float(stream.duration * stream.time_base))
+    for number, t, frame in sampled:
+        pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
+        fh = FrameHash(number, quality, pdq, t)
+        if fold_bits is not None and frames and _distance(frames[-1].pdq, pdq) <= fold_bits:
+            continue
+        frames.append(fh)
     return VideoHashes(
         md5=md5,
         sha256=sha256,
         frames=tuple(frames),
-        width=width,
-        height=height,
-        duration_s=duration,
-        frames_decoded=decoded,
-        frames_sampled=sampled,
+        width=sampled.width,
+        height=sampled.height,
+        duration_s=sampled.duration_s,
+        frames_decoded=sampled.decoded,
+        frames_sampled=sampled.sampled,
         sample_fps=sample_fps,
     )
 
