@@ -75,3 +75,45 @@ def test_monitor_command(tmp_path: Path) -> None:
     assert record["signals"]["live"]["sample_times_s"] == [matched[0]["stream_time_s"]]
     r = runner.invoke(cli, [*base, "monitor", str(tmp_path / "missing.ts")])
     assert r.exit_code == 2
+
+
+def test_monitor_decoder_options(tmp_path: Path) -> None:
+    """--no-ip-chain / --skip-loop-filter reach the decoder (stream_end shows its counters)."""
+    from safestream.live.ingest import DEFAULT_LOOP_FILTER_SKIP, LOOP_FILTER_SKIPS
+
+    for command in COMMANDS:
+        if isinstance(command, click.Command) and command.name not in cli.commands:
+            cli.add_command(command)
+    option = next(p for p in cli.commands["monitor"].params if p.name == "skip_loop_filter")
+    assert isinstance(option.type, click.Choice)
+    assert tuple(option.type.choices) == LOOP_FILTER_SKIPS
+    assert option.default == DEFAULT_LOOP_FILTER_SKIP
+    import av
+
+    stream = tmp_path / "b.ts"
+    with av.open(str(stream), "w", format="mpegts") as out:  # B-pyramid: the chain has work
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.options = {"preset": "veryfast", "g": "20", "sc_threshold": "0"}
+        for i, rgb in enumerate(shots([other_frame(i) for i in range(610, 614)], 1, 10)):
+            frame = rgb.copy()
+            frame[100:140, (i * 9) % 280 : (i * 9) % 280 + 40] = (230, 40, 40)
+            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path / "data"), "monitor", "--no-realtime", "--no-cases"]
+    ends = {}
+    for extra in ([], ["--no-ip-chain", "--skip-loop-filter", "all"]):
+        r = runner.invoke(cli, [*base, *extra, str(stream)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        events = [json.loads(line) for line in r.output.splitlines()]
+        (end,) = [e for e in events if e["event"] == "stream_end"]
+        assert end["metrics"]["frames_decoded"] > 0
+        ends[bool(extra)] = end["metrics"]
+    assert ends[False]["b_references_skipped"] > 0
+    assert ends[True]["b_references_skipped"] == 0
+    assert ends[True]["frames_decoded"] > ends[False]["frames_decoded"]
+    r = runner.invoke(cli, [*base, "--skip-loop-filter", "fast", str(stream)])
+    assert r.exit_code == 2 and "fast" in r.output

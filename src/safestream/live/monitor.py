@@ -362,11 +362,23 @@ class StreamSession:
                     "event": "stream_end",
                     "stream_id": self.stream_id,
                     "ended_by": self.ended_by or ("error" if self.error else "eof"),
-                    "metrics": self.metrics.to_dict(),
+                    "metrics": self.metrics_dict(),
                 }
             )
             self.finished.set()
             m._finished(self)
+
+    def metrics_dict(self) -> dict[str, Any]:
+        """The stream's counters with its decoder's (JSON-ready)."""
+        stats = self.sampler.stats if self.sampler is not None else None
+        return {
+            **self.metrics.to_dict(),
+            "frames_decoded": stats.frames_decoded if stats else 0,
+            "packets_skipped": stats.packets_skipped if stats else 0,
+            "packets_unreferenced": stats.unreferenced if stats else 0,
+            "b_references_skipped": stats.b_references_skipped if stats else 0,
+            "chain_fallback_reason": stats.chain_fallback_reason if stats else None,
+        }
 
     def _read_once(self) -> None:
         container = self.source.open(stop=self.stop_event)
@@ -601,7 +613,6 @@ class Monitor:
 
     def describe(self, s: StreamSession) -> dict[str, Any]:
         """One stream's state and metrics, JSON-ready."""
-        sampler = s.sampler
         return {
             "stream_id": s.stream_id,
             "source": s.source.describe(),
@@ -613,15 +624,7 @@ class Monitor:
             "sample_fps": s.sample_fps,
             "context": s.context.to_dict(),
             "actions": list(s.actions_fired),
-            "metrics": {
-                **s.metrics.to_dict(),
-                "dropped": self.pool.dropped(s.stream_id),
-                "frames_decoded": sampler.stats.frames_decoded if sampler else 0,
-                "packets_skipped": sampler.stats.packets_skipped if sampler else 0,
-                "packets_unreferenced": sampler.stats.unreferenced if sampler else 0,
-                "b_references_skipped": sampler.stats.b_references_skipped if sampler else 0,
-                "chain_fallback_reason": sampler.stats.chain_fallback_reason if sampler else None,
-            },
+            "metrics": {**s.metrics_dict(), "dropped": self.pool.dropped(s.stream_id)},
         }
 
     def wait(self, timeout: float | None = None) -> bool:
