@@ -30,7 +30,7 @@ from safestream.live.h264 import (
 )
 from safestream.live.ingest import _nal_starts, nal_length_size
 from safestream.signals.synthetic import photo_like
-from video_support import assert_samples_exact, sample_file
+from video_support import assert_samples_exact, encode, other_frame, sample_file, shots
 
 FPS, SECONDS = 10, 6
 WIDTH, HEIGHT = 320, 240
@@ -328,3 +328,40 @@ def test_hostile_headers_raise_unsupported_and_nothing_else(tmp_path: Path) -> N
             tracker.reset()
     assert outcomes["parsed"] > 100 and outcomes["unsupported"] > 100, outcomes
     assert len(tracker.short) <= 16
+
+
+def test_a_due_packet_that_gives_no_frame_does_not_loop(tmp_path: Path) -> None:
+    """A slice-less packet (an SEI alone) timed at a due sample, in a GOP whose end the
+    sampler would drain early: one drain, then decoding goes on; every sample comes."""
+    import threading
+
+    src, bad = tmp_path / "src.mkv", tmp_path / "bad.mkv"
+    frames = shots([other_frame(i) for i in range(700, 706)], 1, 10)
+    encode(src, frames, fps=10, gop=20, container_format="matroska")
+    with av.open(str(src)) as inp, av.open(str(bad), "w", format="matroska") as out:
+        s_in = inp.streams.video[0]
+        s_out: Any = out.add_stream_from_template(s_in)
+        base = s_in.time_base
+        assert base is not None
+        for packet in inp.demux(s_in):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if abs(float(packet.pts * base) - 3.0) < 1e-6:  # due at 3 s, next GOP at 4 s
+                sei = b"\x06\x05\x01\x00\x80"
+                extra = av.Packet(len(sei).to_bytes(4, "big") + sei)
+                extra.pts, extra.dts = packet.pts + int(0.05 / base), packet.dts - 1
+                extra.time_base, extra.stream = base, s_out
+                out.mux(extra)
+            packet.stream = s_out
+            out.mux(packet)
+    result: dict[str, Any] = {}
+
+    def sample() -> None:
+        result["samples"], result["sampler"] = run(bad)
+
+    worker = threading.Thread(target=sample, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the sampler kept decoding the same GOP"
+    assert [round(s.stream_time_s, 3) for s in result["samples"]] == [0, 1, 2, 3, 4, 5]
+    assert result["sampler"].stats.early_drains >= 1

@@ -538,6 +538,8 @@ class Sampler:
         gop_headers: dict[int, list[SliceHeader]] = {}
         # The furthest GOP packet processed (decoded or skipped) since the keyframe.
         high = 0
+        # The due time an early drain was last tried for.
+        drained_due: float | None = None
         if chain:
             try:
                 params.seed(cc.extradata, _nal_starts(cc.extradata or b"", length_size))
@@ -804,6 +806,7 @@ class Sampler:
                 if (
                     due
                     and self.early_drain
+                    and drained_due != due_at
                     and qt is not None
                     and gop is not None
                     and last_key is not None
@@ -815,6 +818,9 @@ class Sampler:
                 ):
                     # The due frame is in the decoder and the next sample falls in the
                     # next GOP: drain now rather than decode more pictures to push it out.
+                    # Once per due time: if no frame came out (a broken picture), the GOP
+                    # is decoded again and the ordinary way goes on.
+                    drained_due = due_at
                     self.stats.early_drains += 1
                     for frame in decode(None):
                         sample = take(frame, arrived)
