@@ -365,3 +365,60 @@ def test_a_due_packet_that_gives_no_frame_does_not_loop(tmp_path: Path) -> None:
     assert not worker.is_alive(), "the sampler kept decoding the same GOP"
     assert [round(s.stream_time_s, 3) for s in result["samples"]] == [0, 1, 2, 3, 4, 5]
     assert result["sampler"].stats.early_drains >= 1
+
+
+def test_corrupted_and_dropped_packets_never_crash_or_hang_the_chain(tmp_path: Path) -> None:
+    """Random bytes in slice headers, dropped packets: samples or a StreamError, never
+    another exception or a hang, and as many samples as without the chain."""
+    import random
+    import threading
+
+    from safestream.live.ingest import StreamError
+
+    src = tmp_path / "src.mkv"
+    encode_x264(src, {"preset": "veryfast"}, fmt="matroska")
+    with av.open(str(src)) as c:
+        packets = [
+            (bytes(p), p.pts, p.dts, p.is_keyframe)
+            for p in c.demux(c.streams.video[0])
+            if p.dts is not None
+        ]
+    for seed in range(10):
+        rng = random.Random(seed)
+        path = tmp_path / f"fuzz{seed}.mkv"
+        with av.open(str(src)) as inp, av.open(str(path), "w", format="matroska") as out:
+            s_in = inp.streams.video[0]
+            s_out: Any = out.add_stream_from_template(s_in)
+            for data, pts, dts, key in packets:
+                if rng.random() < 0.05:
+                    continue  # a lost packet
+                raw = bytearray(data)
+                if rng.random() < 0.3:
+                    for _ in range(rng.randint(1, 8)):
+                        raw[rng.randrange(4, min(len(raw), 60))] = rng.randrange(256)
+                copy = av.Packet(bytes(raw))
+                copy.pts, copy.dts, copy.time_base, copy.stream = pts, dts, s_in.time_base, s_out
+                copy.is_keyframe = key
+                out.mux(copy)
+        counts: dict[bool, int] = {}
+        for chain in (True, False):
+            result: dict[str, Any] = {}
+
+            def sample(
+                chain: bool = chain, result: dict[str, Any] = result, path: Path = path
+            ) -> None:
+                try:
+                    samples, _ = run(path, ip_chain=chain, early_drain=chain)
+                    result["n"] = len(samples)
+                except StreamError:
+                    result["n"] = -1
+                except Exception as exc:
+                    result["crash"] = repr(exc)
+
+            worker = threading.Thread(target=sample, daemon=True)
+            worker.start()
+            worker.join(timeout=60)
+            assert not worker.is_alive(), f"seed {seed}: the sampler hangs"
+            assert "crash" not in result, (seed, result)
+            counts[chain] = result["n"]
+        assert counts[True] == counts[False], (seed, counts)
