@@ -112,12 +112,19 @@ def store_url(store: Store) -> str:
 
 
 def worker_env(store: Store, receiver: Receiver, **extra: str) -> dict[str, str]:
-    """Environment for a ``safestream worker`` subprocess."""
+    """Environment for a ``safestream worker`` subprocess.
+
+    The periodic escalation and purge jobs a worker seeds at start are off (interval 0):
+    these tests count the jobs a worker does, and a due periodic job would be one of
+    them (``--max-jobs 1`` could take it instead of the job under test).
+    """
     env = dict(os.environ)
     env.update(
         SAFESTREAM_DATABASE_URL=store_url(store),
         SAFESTREAM_WEBHOOK_URL=receiver.url,
         SAFESTREAM_WEBHOOK_SECRET=receiver.secret,
+        SAFESTREAM_ESCALATION_INTERVAL_S="0",
+        SAFESTREAM_PURGE_INTERVAL_S="0",
         **extra,
     )
     return env
