@@ -441,3 +441,42 @@ def test_answer_frames_are_bounded(tmp_path: Path) -> None:
     two = result.answer_frames(limit=2)
     assert len(two) == 2 and two[0]["timestamp_s"] < two[1]["timestamp_s"]
     assert all(f["over_threshold"] == ["explicit_nudity"] for f in two)
+
+
+def test_one_decode_hashes_and_classifies_alike(tmp_path: Path) -> None:
+    """hash_video(on_sample=FrameScorer) gives what classify_video's own decode gives."""
+    from safestream.classify.video import FrameScorer
+
+    path = coloured(tmp_path, "rbr.mp4", "BRRRBB")
+    seen: list[tuple[int, int, float]] = []
+    scorer = FrameScorer([Redness()], rule=TemporalRule(window=3, min_flagged=2))
+
+    def both(index: int, number: int, t: float, frame: object) -> None:
+        seen.append((index, number, round(t, 3)))
+        scorer(index, number, t, frame)
+
+    hashes = hash_video(path, on_sample=both, fold_bits=None)
+    assert [i for i, _, _ in seen] == list(range(hashes.frames_sampled))
+    assert [(n, t) for _, n, t in seen] == [
+        (f.frame_number, round(f.timestamp_s, 3)) for f in hashes.frames
+    ]
+    one_pass = scorer.result(hashes.frames_sampled)
+    two_pass = classify_video(path, [Redness()], rule=TemporalRule(window=3, min_flagged=2))
+    assert one_pass == two_pass
+    assert one_pass.flagged and one_pass.flagged_spans_s["explicit_nudity"] == (0.0, 2.0)
+
+
+def test_more_samples_than_the_header_promised_are_still_classified(tmp_path: Path) -> None:
+    """expected_samples is an estimate: samples past it are thinned, never ignored."""
+    from safestream.classify.video import FrameScorer
+
+    path = coloured(tmp_path, "long.mp4", "BBBBBBBBBR")  # red only in the last second
+    scorer = FrameScorer(
+        [Redness()], rule=TemporalRule(window=1, min_flagged=1), max_frames=4, expected_samples=5
+    )
+    hashes = hash_video(path, on_sample=scorer)
+    result = scorer.result(hashes.frames_sampled)
+    assert hashes.frames_sampled == 10
+    times = [round(f.timestamp_s) for f in result.frames]
+    assert len(times) <= 4 and times[-1] >= 8, times  # the tail is covered
+    assert times == sorted(times)

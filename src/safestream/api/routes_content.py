@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import io
 import ipaddress
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -33,7 +34,7 @@ from safestream.api.schemas import (
 from safestream.auth import Role
 from safestream.classify import CategoryScores, Classification, assess, obscure
 from safestream.classify.obscure import Box
-from safestream.classify.video import TemporalRule, VideoClassification, classify_video
+from safestream.classify.video import FrameScorer, TemporalRule, VideoClassification
 from safestream.engine.verdict import ContentContext
 from safestream.engine.video import check_video
 from safestream.errors import InputError, NotAnImageError, SignalValueError, error_kind
@@ -230,6 +231,16 @@ async def _check_video(
                 "refuse it, or raise SAFESTREAM_MAX_PIXELS if the source is trusted"
             )
         if probe.duration_s is not None and probe.duration_s <= sync_max:
+            # One decode: each sampled frame is hashed and, with classifiers, scored.
+            scorer = (
+                FrameScorer(
+                    st.classifiers,
+                    rule=_video_rule(st),
+                    max_frames=st.settings.video_classify_max_frames,
+                )
+                if st.classifiers
+                else None
+            )
             try:
                 hashes = await run_in_threadpool(
                     functools.partial(
@@ -239,23 +250,13 @@ async def _check_video(
                         name="the uploaded video",
                         # The header may understate the length: never decode for long here.
                         max_duration_s=sync_max + 1.0,
+                        on_sample=scorer,
                     )
                 )
             except VideoTooLongError:
                 pass  # longer than its header said: the job path below
             else:
-                classified = None
-                if st.classifiers:
-                    classified = await run_in_threadpool(
-                        functools.partial(
-                            _classify_video,
-                            st,
-                            data,
-                            hashes,
-                            max_frame_pixels=limit,
-                            max_duration_s=sync_max + 1.0,
-                        )
-                    )
+                classified = scorer.result(hashes.frames_sampled) if scorer else None
                 return await _finish_sync(st, hashes, ctx, api_key_id, classified)
     except VideoError as exc:
         return _problem(exc)
@@ -316,6 +317,8 @@ def _enqueue_video(
             st.settings.classifiers if st.classifiers else (),
             _video_rule(st),
             st.settings.video_classify_max_frames,
+            # One sample a second over the header's duration (an estimate; more is fine).
+            math.ceil(probe.duration_s) + 1 if probe.duration_s is not None else None,
         ),
     }
     try:
@@ -350,28 +353,6 @@ def _video_rule(st: ServiceState) -> TemporalRule:
         window=st.settings.video_classify_window,
         min_flagged=st.settings.video_classify_min_flagged,
         score_threshold=st.settings.video_score_threshold,
-    )
-
-
-def _classify_video(
-    st: ServiceState,
-    data: bytes,
-    hashes: VideoHashes,
-    *,
-    max_frame_pixels: int,
-    max_duration_s: float,
-) -> VideoClassification:
-    # A second decode (hash_video decoded once): the classifiers cost far more.
-    return classify_video(
-        data,
-        st.classifiers,
-        rule=_video_rule(st),
-        sample_fps=hashes.sample_fps,
-        max_frames=st.settings.video_classify_max_frames,
-        expected_samples=hashes.frames_sampled,
-        max_frame_pixels=max_frame_pixels,
-        max_duration_s=max_duration_s,
-        name="the uploaded video",
     )
 
 

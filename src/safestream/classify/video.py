@@ -15,9 +15,9 @@ by every configured classifier (:func:`~safestream.classify.assess`). The result
   ``min_flagged`` of its frames, at least one). One stray frame does not flag.
 
 At most ``max_frames`` frames are classified: beyond that the samples are thinned
-evenly over the video, and "consecutive" means consecutive classified frames. The
-second decode costs far less than the classifiers at one sample a second; sharing the
-decode with hashing would mean changing ``hash_video``.
+evenly over the video, and "consecutive" means consecutive classified frames. Checks
+hash and classify in one decode (:class:`FrameScorer` as ``hash_video``'s
+``on_sample``); :func:`classify_video` decodes on its own.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from safestream.signals.video import (
 __all__ = [
     "DEFAULT_MAX_CLASSIFIED_FRAMES",
     "DEFAULT_MAX_SIDE",
+    "FrameScorer",
     "FrameScores",
     "TemporalRule",
     "VideoClassification",
@@ -242,6 +243,73 @@ def aggregate(
     )
 
 
+class FrameScorer:
+    """Scores sampled frames as they are decoded; :meth:`result` aggregates them.
+
+    Call it with each sampled frame, ``(sample index, frame number, seconds, frame)``:
+    it fits :func:`~safestream.signals.video.hash_video`'s ``on_sample``, so that one
+    decode both hashes and classifies. At most ``max_frames`` frames are scored: evenly
+    picked when ``expected_samples`` says how many will come (an estimate is fine),
+    else every other scored frame is dropped each time the count passes the cap (even
+    spacing too, at up to twice the classifier work).
+    """
+
+    def __init__(
+        self,
+        classifiers: Sequence[Classifier],
+        *,
+        rule: TemporalRule | None = None,
+        max_frames: int = DEFAULT_MAX_CLASSIFIED_FRAMES,
+        expected_samples: int | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+    ) -> None:
+        if not classifiers:
+            raise InputError("classifying a video needs at least one classifier")
+        if max_frames < 1:
+            raise InputError(f"max_frames must be at least 1, got {max_frames}")
+        self.classifiers = tuple(classifiers)
+        self.rule = rule or TemporalRule()
+        self.max_frames = max_frames
+        self.max_side = max_side
+        self.expected = expected_samples
+        self.picks = (
+            even_picks(expected_samples, max_frames)
+            if expected_samples is not None and expected_samples > max_frames
+            else None
+        )
+        self.stride = 1  # used without picks: keep samples whose index is a multiple of it
+        self.kept: list[tuple[int, FrameScores]] = []
+
+    def __call__(self, index: int, number: int, t: float, frame: Any) -> None:
+        from safestream.classify import assess
+
+        if self.picks is not None and self.expected is not None and index >= self.expected:
+            # More samples than expected (an estimate from the header): go on by stride.
+            self.picks, self.stride = None, -(-self.expected // self.max_frames)
+        if self.picks is not None:
+            if index not in self.picks:
+                return
+        elif index % self.stride:
+            return
+        _, scores = assess(self.classifiers, frame_rgb(frame, self.max_side))
+        threshold = self.rule.score_threshold
+        over = tuple(c for c in CATEGORIES if (v := scores.get(c)) is not None and v >= threshold)
+        self.kept.append((index, FrameScores(number, t, scores, over)))
+        while self.picks is None and len(self.kept) > self.max_frames:
+            # Every other kept frame, and half as many from here on: still evenly spread.
+            self.stride *= 2
+            self.kept = self.kept[::2]
+
+    def result(self, frames_sampled: int) -> VideoClassification:
+        """The aggregate over the scored frames (``frames_sampled``: how many were sampled)."""
+        return aggregate(
+            [f for _, f in self.kept],
+            models=tuple(c.name for c in self.classifiers),
+            rule=self.rule,
+            frames_sampled=frames_sampled,
+        )
+
+
 def classify_video(
     source: Path | IO[bytes] | bytes,
     classifiers: Sequence[Classifier],
@@ -257,33 +325,24 @@ def classify_video(
 ) -> VideoClassification:
     """Classify the frames ``hash_video`` samples and aggregate them (module docstring).
 
-    ``expected_samples`` (the ``frames_sampled`` of the video's hashes) lets frames be
-    thinned evenly when there are more than ``max_frames``; without it, every other
-    classified frame is dropped each time the count passes ``max_frames`` (even spacing
-    too, at up to twice the classifier work). Limits and bad input raise the same
+    A decode of its own; to hash and classify in one decode pass a :class:`FrameScorer`
+    as ``hash_video(..., on_sample=scorer)``. Limits and bad input raise the same
     :class:`~safestream.signals.video.VideoError` kinds as ``hash_video``.
     """
-    from safestream.classify import assess
-
-    if not classifiers:
-        raise InputError("classify_video needs at least one classifier")
-    if max_frames < 1:
-        raise InputError(f"max_frames must be at least 1, got {max_frames}")
+    scorer = FrameScorer(
+        classifiers,
+        rule=rule,
+        max_frames=max_frames,
+        expected_samples=expected_samples,
+        max_side=max_side,
+    )
     if sample_fps is not None and not sample_fps > 0:
         raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
-    rule = rule or TemporalRule()
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(bytes(source))
     what = name or (str(source) if isinstance(source, Path) else "video")
     if isinstance(source, Path) and not source.is_file():
         raise VideoError(f"{what}: no such file")
-    picks = (
-        even_picks(expected_samples, max_frames)
-        if expected_samples is not None and expected_samples > max_frames
-        else None
-    )
-    stride = 1  # used without picks: keep samples whose index is a multiple of it
-    kept: list[tuple[int, FrameScores]] = []
     container = open_video(source, what)
     try:
         # The frames hash_video samples (same count, same timestamps).
@@ -295,26 +354,7 @@ def classify_video(
             max_duration_s=max_duration_s,
         )
         for index, (number, t, frame) in enumerate(sampled):
-            if picks is not None:
-                if index not in picks:
-                    continue
-            elif index % stride:
-                continue
-            _, scores = assess(classifiers, frame_rgb(frame, max_side))
-            over = tuple(
-                c
-                for c in CATEGORIES
-                if (v := scores.get(c)) is not None and v >= rule.score_threshold
-            )
-            kept.append((index, FrameScores(number, t, scores, over)))
-            if picks is None and len(kept) > max_frames:
-                stride *= 2
-                kept = [(i, f) for i, f in kept if i % stride == 0]
+            scorer(index, number, t, frame)
     finally:
         container.close()
-    return aggregate(
-        [f for _, f in kept],
-        models=tuple(c.name for c in classifiers),
-        rule=rule,
-        frames_sampled=sampled.sampled,
-    )
+    return scorer.result(sampled.sampled)

@@ -32,7 +32,7 @@ from safestream.actions.finish import CheckSinks, finish_check
 from safestream.actions.runner import ActionRunner
 from safestream.actions.webhook import WebhookConfig
 from safestream.classify.base import Classifier
-from safestream.classify.video import TemporalRule, VideoClassification, classify_video
+from safestream.classify.video import FrameScorer, TemporalRule, VideoClassification
 from safestream.engine.check import Engine, EngineOptions
 from safestream.engine.policy import DEFAULT_POLICY, Policy
 from safestream.engine.verdict import ContentContext
@@ -138,16 +138,25 @@ def finish_video_check(
 
 
 def classify_payload(
-    specs: Sequence[str], rule: TemporalRule, max_frames: int
+    specs: Sequence[str],
+    rule: TemporalRule,
+    max_frames: int,
+    expected_samples: int | None = None,
 ) -> dict[str, Any] | None:
-    """How the job classifies: the server's classifier specs, the rule, the frame cap.
+    """How the job classifies: the server's classifier specs, the rule, the frame cap,
+    and how many samples the header's duration promises (to spread the cap evenly).
 
     Kept in the job's payload so the worker classifies as the server that accepted
     the upload would have (None: no classifier configured, none run).
     """
     if not specs:
         return None
-    return {"classifiers": list(specs), **rule.to_dict(), "max_frames": max_frames}
+    return {
+        "classifiers": list(specs),
+        **rule.to_dict(),
+        "max_frames": max_frames,
+        "expected_samples": expected_samples,
+    }
 
 
 def _load_spec(spec: str) -> Classifier:
@@ -241,33 +250,35 @@ class VideoCheckHandler:
         sample_fps = float(p.get("sample_fps", 1.0))
         max_frame_pixels = int(p.get("max_frame_pixels") or DEFAULT_MAX_FRAME_PIXELS)
         classify = p.get("classify")
+        scorer: FrameScorer | None = None
+        if classify:
+            # A model that will not load is not the video's fault: it fails the attempt
+            # (retried), not PermanentJobError as a bad video does.
+            models = self.classifiers([str(s) for s in classify["classifiers"]])
+            expected = classify.get("expected_samples")
+            scorer = FrameScorer(
+                models,
+                rule=TemporalRule(
+                    window=int(classify["window"]),
+                    min_flagged=int(classify["min_flagged"]),
+                    score_threshold=float(classify["score_threshold"]),
+                ),
+                max_frames=int(classify["max_frames"]),
+                expected_samples=int(expected) if expected is not None else None,
+            )
+            ctx.check()
         classified: VideoClassification | None = None
         try:
+            # One decode: each sampled frame is hashed and, with classifiers, scored.
             hashes = hash_video(
                 path,
                 sample_fps=sample_fps,
                 max_frame_pixels=max_frame_pixels,
                 name="the uploaded video",
+                on_sample=scorer,
             )
-            if classify:
-                # A model that will not load is not the video's fault: it fails the
-                # attempt (retried), not PermanentJobError as a bad video does.
-                models = self.classifiers([str(s) for s in classify["classifiers"]])
-                ctx.check()
-                classified = classify_video(
-                    path,
-                    models,
-                    rule=TemporalRule(
-                        window=int(classify["window"]),
-                        min_flagged=int(classify["min_flagged"]),
-                        score_threshold=float(classify["score_threshold"]),
-                    ),
-                    sample_fps=sample_fps,
-                    max_frames=int(classify["max_frames"]),
-                    expected_samples=hashes.frames_sampled,
-                    max_frame_pixels=max_frame_pixels,
-                    name="the uploaded video",
-                )
+            if scorer is not None:
+                classified = scorer.result(hashes.frames_sampled)
         except VideoError as exc:
             path.unlink(missing_ok=True)
             raise PermanentJobError(str(exc)) from None

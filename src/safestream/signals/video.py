@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -394,8 +394,12 @@ def hash_video(
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
     name: str | None = None,
     max_duration_s: float | None = None,
+    on_sample: Callable[[int, int, float, av.video.frame.VideoFrame], None] | None = None,
 ) -> VideoHashes:
     """Hash a video: file digests and PDQ of frames sampled ``sample_fps`` times a second.
+
+    ``on_sample(index, frame number, seconds, frame)`` is called with every sampled
+    frame (before folding), so that other work (classifiers) shares the decode.
 
     ``sample_fps=None`` hashes every frame (as vPDQ with one second per hash unset).
     Consecutive samples within ``fold_bits`` of the last kept one are folded into it
@@ -427,6 +431,7 @@ def hash_video(
             max_side,
             max_frame_pixels,
             max_duration_s,
+            on_sample,
         )
     finally:
         container.close()
@@ -541,6 +546,7 @@ def _hash_container(
     max_side: int | None,
     max_frame_pixels: int,
     max_duration_s: float | None = None,
+    on_sample: Callable[[int, int, float, av.video.frame.VideoFrame], None] | None = None,
 ) -> VideoHashes:
     sampled = SampledFrames(
         container,
@@ -550,7 +556,9 @@ def _hash_container(
         max_duration_s=max_duration_s,
     )
     frames: list[FrameHash] = []
-    for number, t, frame in sampled:
+    for index, (number, t, frame) in enumerate(sampled):
+        if on_sample is not None:
+            on_sample(index, number, t, frame)
         pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
         fh = FrameHash(number, quality, pdq, t)
         if fold_bits is not None and frames and _distance(frames[-1].pdq, pdq) <= fold_bits:
