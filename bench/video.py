@@ -13,7 +13,11 @@ real material) with PyAV, then measures CPU seconds (all threads) for:
 Each is reported as seconds of video per CPU second: how many real-time streams one
 core sustains for that step alone (no bank lookup, no classifier).
 
-    .venv/bin/python bench/video.py --seconds 20 --gop 2 1
+``--classify`` also checks an upload with the default classifier (``opennsfw``) as
+the API did at first (``hash_video`` then ``classify_video``: two decodes) and as it
+does now (one decode: a ``FrameScorer`` as ``hash_video``'s ``on_sample``).
+
+    .venv/bin/python bench/video.py --seconds 20 --gop 2 1 [--classify]
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--gop", type=float, nargs="+", default=[2.0, 1.0])
+    ap.add_argument("--classify", action="store_true", help="also hash + classify (opennsfw)")
     args = ap.parse_args()
     print(f"720p30 H.264, {args.seconds} s per video; figures: video s per CPU s (= streams/core)")
     print("| GOP | method | samples | frames decoded | CPU s | video s / CPU s | vs every-frame |")
@@ -91,6 +96,32 @@ def main() -> None:
                     f"| {gop:g} s | {name} | {samples} | {decoded} | {c:.2f} | "
                     f"{args.seconds / c:.1f} | {c_all / c:.1f}x |"
                 )
+            if args.classify:
+                print_classify(path, gop)
+
+
+def print_classify(path: Path, gop: float) -> None:
+    """Hash + classify an upload: two decodes (before) vs one (now), least of 3 runs."""
+    from safestream.classify import load_classifier
+    from safestream.classify.video import FrameScorer, classify_video
+
+    model = load_classifier("opennsfw")
+
+    def two() -> object:
+        h = hash_video(path)
+        return classify_video(path, [model], expected_samples=h.frames_sampled).max_scores
+
+    def one() -> object:
+        scorer = FrameScorer([model])
+        h = hash_video(path, on_sample=scorer)
+        return scorer.result(h.frames_sampled).max_scores
+
+    c_two = min(cpu(two)[0] for _ in range(3))
+    c_one = min(cpu(one)[0] for _ in range(3))
+    print(
+        f"| {gop:g} s | hash + opennsfw, two decodes -> one | — | — | "
+        f"{c_two:.2f} -> {c_one:.2f} | — | {c_one / c_two:.2f}x |"
+    )
 
 
 if __name__ == "__main__":
