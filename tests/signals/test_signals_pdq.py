@@ -158,3 +158,35 @@ def test_distance_is_a_metric(a: str, b: str, c: str) -> None:
 @given(a=hex_hashes)
 def test_parse_canonicalises(a: str) -> None:
     assert PDQSignal.parse(a.upper()) == a
+
+
+@pytest.mark.parametrize(
+    ("shape", "full", "block"),
+    [
+        ((180, 320), (720, 1280), 4),  # a 720p frame's luma in 4x4 blocks (live samples)
+        ((300, 200, 3), None, 1),  # small RGB
+        ((90, 160), (720, 1280), 8),
+        ((500, 375, 3), (4000, 3000), 8),  # a JPEG decoded with DCT scaling
+        ((40, 1000), None, 1),  # a sliver
+    ],
+)
+def test_gathered_blur_gives_the_slab_loop_hashes(
+    shape: tuple[int, ...],
+    full: tuple[int, int] | None,
+    block: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small inputs take two einsum calls instead of 128: the same hashes, bit for bit."""
+    import safestream.signals.pdq as pdq_module
+
+    rng = np.random.default_rng(sum(shape))
+    for smooth in (False, True):
+        img = rng.random(shape) * 255
+        if smooth:
+            img = np.cumsum(np.cumsum(rng.normal(size=shape), 0), 1) * 3 + 128
+        pixels = np.clip(img, 0, 255).astype(np.uint8)
+        gathered = fast_pdq_from_pixels(pixels, full_shape=full, block=block, dihedral=True)
+        with monkeypatch.context() as m:
+            m.setattr(pdq_module, "_GATHER_MAX_PIXELS", 0)
+            looped = fast_pdq_from_pixels(pixels, full_shape=full, block=block, dihedral=True)
+        assert gathered == looped

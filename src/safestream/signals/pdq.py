@@ -175,6 +175,48 @@ def _compute_axis_weights(full: int, reduced: int, block: int, reverse: bool) ->
     return tuple(out)
 
 
+#: Inputs up to this many pixels take the gathered blur (two einsum calls on a copy of
+#: ~2x the pixels as float32); larger ones the slab loop (1x, never a full float copy).
+_GATHER_MAX_PIXELS = 1 << 20
+
+#: One axis's weights as a dense gather: for each of the 64 samples, the indices it reads
+#: (padded with the last index) and their weights (padded with 0).
+AxisGather = tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]
+
+
+@lru_cache(maxsize=64)
+def _axis_gather(full: int, reduced: int, block: int, reverse: bool) -> AxisGather:
+    weights = _cached_axis_weights(full, reduced, block, reverse)
+    width = max(w.size for _, w in weights)
+    idx = np.empty((_DOWNSAMPLE, width), dtype=np.intp)
+    dense = np.zeros((_DOWNSAMPLE, width), dtype=np.float32)
+    for i, (first, w) in enumerate(weights):
+        idx[i] = np.minimum(first + np.arange(width), reduced - 1)
+        dense[i, : w.size] = w
+    idx.setflags(write=False)
+    dense.setflags(write=False)
+    return idx, dense
+
+
+def _gathered_blur_decimate(
+    pixels: npt.NDArray[np.generic], rows: AxisGather, cols: AxisGather
+) -> npt.NDArray[np.float64]:
+    """:func:`_blur_decimate` for small inputs: the same sums in two einsum calls."""
+    row_idx, row_w = rows
+    col_idx, col_w = cols
+    gathered = pixels[row_idx].astype(np.float32)  # (64, taps, cols[, 3])
+    if pixels.ndim == 3:
+        partial = np.einsum("rk,rkcx->rcx", row_w, gathered)
+        luma_rows = np.einsum("rcx,x->rc", partial, _LUMA)
+    else:
+        luma_rows = np.einsum("rk,rkc->rc", row_w, gathered)
+    luma64 = luma_rows.astype(np.float64)
+    out: npt.NDArray[np.float64] = np.einsum(
+        "rjk,jk->rj", luma64[:, col_idx], col_w.astype(np.float64)
+    )
+    return out
+
+
 def _dct_matrix() -> npt.NDArray[np.float64]:
     i = np.arange(1, 17, dtype=np.float64)[:, None]
     j = np.arange(64, dtype=np.float64)[None, :]
@@ -275,6 +317,13 @@ def fast_pdq_from_pixels(
         # The reference refuses to hash slivers: all-zero hash, quality 0.
         zero = "0" * 64
         return zero, 0, (zero,) * 8 if dihedral else ()
+    if rows * cols <= _GATHER_MAX_PIXELS and max(full_rows, full_cols) <= _CACHED_AXIS_MAX:
+        buffer64 = _gathered_blur_decimate(
+            pixels,
+            _axis_gather(full_rows, rows, block, reversed_axes[0]),
+            _axis_gather(full_cols, cols, block, reversed_axes[1]),
+        )
+        return _finish(buffer64, dihedral)
     row_w = _axis_weights(full_rows, rows, block, reversed_axes[0])
     col_w = _axis_weights(full_cols, cols, block, reversed_axes[1])
     if rows < min(cols, 4 * _DOWNSAMPLE):
@@ -284,6 +333,11 @@ def fast_pdq_from_pixels(
     else:
         buffer64 = _blur_decimate(pixels, row_w, col_w)
 
+    return _finish(buffer64, dihedral)
+
+
+def _finish(buffer64: npt.NDArray[np.float64], dihedral: bool) -> tuple[str, int, tuple[str, ...]]:
+    """Quality, 16x16 DCT and median threshold of the 64x64 buffer."""
     quality = _quality(buffer64)
     dct16 = np.einsum("il,jl->ij", np.einsum("ik,kl->il", _DCT, buffer64), _DCT)
     hashes = tuple(_dct_to_hex(d) for d in _dihedral_dcts(dct16)) if dihedral else ()
