@@ -328,7 +328,7 @@ def frame_pdq(frame: av.video.frame.VideoFrame) -> tuple[str, int]:
     The luma is scaled (area) down by a whole block factor (4 for 720p, 6 for 1080p) and
     :func:`~safestream.signals.pdq.fast_pdq_from_pixels` folds PDQ's full-size blur onto
     those block means: it approximates ``pdqhash`` on the full-size RGB frame (the
-    hash a bank holds for the picture) at about a third of the cost of scaling to
+    hash a bank holds for the picture) at a quarter to a third of the cost of scaling to
     512-px RGB and hashing that. Measured on 14 benign photos shown as 720p H.264
     (``bench/live.py``, "Hash path"): Hamming distance to each photo's own hash median 6
     / max 26 bits, against 10 / 32 for 512-px RGB + ``pdqhash`` and 6 / 24 for
