@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -284,6 +285,11 @@ def client(store: Store, upload_dir: Path) -> Iterator[TestClient]:
         yield c
 
 
+def check_upload(client: TestClient, headers: dict[str, str], path: Path) -> Any:
+    """POST a video file to /v1/check."""
+    return client.post("/v1/check", files={"file": (path.name, path.read_bytes())}, headers=headers)
+
+
 def assert_benign_classified(body: dict[str, object], sampled: int) -> None:
     scores = body["scores"]
     assert isinstance(scores, dict)
@@ -305,11 +311,7 @@ def assert_benign_classified(body: dict[str, object], sampled: int) -> None:
 def test_short_video_is_classified_in_the_request(
     client: TestClient, integrator: dict[str, str], media: dict[str, Path], store: Store
 ) -> None:
-    r = client.post(
-        "/v1/check",
-        files={"file": ("v.mp4", media["benign5"].read_bytes())},
-        headers=integrator,
-    )
+    r = check_upload(client, integrator, media["benign5"])
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "video" and body["signals"]["frames_sampled"] == 5
@@ -336,11 +338,7 @@ def test_policy_score_rules_apply_to_video_scores(
         }
     )
     with make_client(store, policy) as c:
-        body = c.post(
-            "/v1/check",
-            files={"file": ("v.mp4", media["benign5"].read_bytes())},
-            headers=integrator,
-        ).json()
+        body = check_upload(c, integrator, media["benign5"]).json()
     assert body["verdict"] == "review" and body["actions"] == ["enqueue_review"]
     assert "policy rule 'any nudity score'" in body["reasons"]
 
@@ -349,11 +347,7 @@ def test_without_classifiers_nothing_is_classified(
     store: Store, integrator: dict[str, str], media: dict[str, Path], upload_dir: Path
 ) -> None:
     with make_client(store, classifiers=()) as c:
-        body = c.post(
-            "/v1/check",
-            files={"file": ("v.mp4", media["benign5"].read_bytes())},
-            headers=integrator,
-        ).json()
+        body = check_upload(c, integrator, media["benign5"]).json()
     assert body["scores"] is None and body["classifications"] == []
     assert body["classified_frames"] == 0 and body["classification_summary"] is None
 
@@ -365,11 +359,7 @@ def test_long_video_job_result_has_scores(
     store: Store,
     upload_dir: Path,
 ) -> None:
-    r = client.post(
-        "/v1/check",
-        files={"file": ("v.mkv", media["benign10"].read_bytes())},
-        headers=integrator,
-    )
+    r = check_upload(client, integrator, media["benign10"])
     assert r.status_code == 202, r.text
     accepted = r.json()
     ran = CliRunner().invoke(cli, ["--database-url", store_url(store), "worker", "--once"])
@@ -414,11 +404,7 @@ def test_job_retried_after_a_crash_records_once(
 def test_corrupt_video_is_still_422(
     client: TestClient, integrator: dict[str, str], media: dict[str, Path], store: Store
 ) -> None:
-    r = client.post(
-        "/v1/check",
-        files={"file": ("v.mp4", media["truncated"].read_bytes())},
-        headers=integrator,
-    )
+    r = check_upload(client, integrator, media["truncated"])
     assert r.status_code == 422, r.text
     assert r.json()["kind"] == "corrupt_video"
     assert check_count(store) == 0
