@@ -90,6 +90,10 @@ class StreamMetricsOut(BaseModel):
     b_references_skipped: int = 0
     #: Why the I/P chain was turned off for this stream, if it was.
     chain_fallback_reason: str | None = None
+    #: Times the stream's timestamps went back, repeated or jumped (its time goes on).
+    timestamp_discontinuities: int = 0
+    #: Samples due by the packet count, not the time (timestamps slower than frames).
+    samples_by_frame_count: int = 0
 
 
 class StreamOut(BaseModel):

@@ -52,7 +52,14 @@ from safestream.live.h264 import (
     Unsupported,
 )
 from safestream.signals.pdq import pdq_from_rgb
-from safestream.signals.video import VideoError, frame_pdq, frame_rgb, require_av
+from safestream.signals.video import (
+    MediaClock,
+    VideoError,
+    frame_pdq,
+    frame_rgb,
+    frames_per_sample_cap,
+    require_av,
+)
 
 #: Frames are scaled so that their longer side is at most this before hashing/classifying.
 DEFAULT_MAX_SIDE = 512
@@ -395,6 +402,12 @@ class SamplerStats:
     #: Packets decoded a second time (a sample fell due after an early drain in the same
     #: GOP, or after ``ip_chain`` fell back).
     packets_redecoded: int = 0
+    #: Times the packet timestamps went back, repeated or jumped forward over a minute
+    #: (the stream's time goes on from where it was: :class:`MediaClock`).
+    timestamp_discontinuities: int = 0
+    #: Samples that fell due by the packet count, not the time: timestamps that advance
+    #: slower than the frames (or content over 90 frames/s at 1 sample/s).
+    samples_by_frame_count: int = 0
 
 
 #: Decoding strategies: ``lazy`` (default), ``keyframe`` and ``all`` (for comparison).
@@ -410,6 +423,11 @@ LOOP_FILTER_SKIPS = ("none", "noref", "bidir", "nokey", "all")
 DEFAULT_LOOP_FILTER_SKIP = "noref"
 #: A GOP longer than this many packets is decoded eagerly (bounds the packet buffer).
 MAX_GOP_PACKETS = 2048
+#: Packet timestamps may go back this far without counting as a discontinuity: PTS
+#: reordered by B-frames where a container has no DTS, DTS guessed by a demuxer
+#: (Matroska). Going back less does not move the stream's clock; the packet count
+#: still bounds the time between samples.
+REORDER_SLACK_S = 0.5
 
 
 class Sampler:
@@ -439,6 +457,14 @@ class Sampler:
     automatic count); one per decoder is cheapest when many streams share the
     cores. Frame threading is never used: it holds frames back, so a due sample would
     need packets that have not arrived yet.
+
+    Stream times are the packets' own timestamps (DTS, else PTS) on a
+    :class:`~safestream.signals.video.MediaClock`: where the publisher's timestamps
+    reset, repeat or jump over a minute (an encoder restart, an HLS discontinuity, a
+    hostile stream), the stream's time goes on one frame after where it was, so
+    sampling and real-time pacing go on too (``timestamp_discontinuities`` counts
+    them). Timestamps that crawl cannot stretch the interval either: at most
+    ``ceil(90 / sample_fps)`` packets pass between samples (``samples_by_frame_count``).
     """
 
     def __init__(
@@ -514,11 +540,19 @@ class Sampler:
         origin: float | None = None
         wall_start: float | None = None
         next_due = 0.0
-        arrivals: dict[int, float] = {}
+        # Packet times on a clock that never goes back (resets, repeats and jumps of the
+        # stream's timestamps re-anchor it): each packet's arrival and clock offset by PTS.
+        clock = MediaClock()
+        arrivals: dict[int, tuple[float, float]] = {}
+        # At most ``cap`` packets between samples, whatever the timestamps say.
+        cap = frames_per_sample_cap(1.0 / self.interval_s)
+        since = 0
+        pulled = False
         bad = 0
         # Lazy state: the current GOP's packets, how many of them the decoder has had,
         # and whether a sample is due and not yet taken.
         gop_packets: list[Any] = []
+        gop_offsets: list[float] = []
         fed = 0
         due = False
         seen_key = False
@@ -564,7 +598,7 @@ class Sampler:
 
         def take(frame: Any, arrived: float) -> Sample | None:
             """The sample this frame gives, if one is due."""
-            nonlocal origin, next_due, due, last_t
+            nonlocal origin, next_due, due, last_t, since, pulled
             self.stats.frames_decoded += 1
             if frame.width * frame.height > self.max_frame_pixels:
                 raise StreamError(
@@ -572,8 +606,9 @@ class Sampler:
                     f"{self.max_frame_pixels} pixels"
                 )
             # From the stream's time base: frames drained from the decoder carry none.
+            entry = arrivals.get(int(frame.pts)) if frame.pts is not None else None
             if frame.pts is not None and packet_base is not None:
-                t_abs = frame.pts * packet_base
+                t_abs = frame.pts * packet_base + (entry[1] if entry else clock.offset)
             elif frame.time is not None and frame.time == frame.time:
                 t_abs = float(frame.time)
             else:
@@ -588,10 +623,13 @@ class Sampler:
                 return None
             next_due = (int((t + slack + 1e-6) / self.interval_s) + 1) * self.interval_s
             due = False
+            if pulled:
+                self.stats.samples_by_frame_count += 1
+            since, pulled = 0, False
             self.stats.samples += 1
             return Sample(
                 t,
-                arrivals.get(int(frame.pts), arrived) if frame.pts is not None else arrived,
+                entry[0] if entry else arrived,
                 bool(frame.key_frame),
                 frame=frame,
                 max_side=self.max_side,
@@ -667,8 +705,13 @@ class Sampler:
                 return
             arrived = time.monotonic()
             pt: float | None = None
+            if packet.size and packet_base is not None:
+                stamp = packet.dts if packet.dts is not None else packet.pts
+                if stamp is not None:
+                    clock.update(stamp * packet_base, slack=REORDER_SLACK_S)
+                    self.stats.timestamp_discontinuities = clock.discontinuities
             if packet.pts is not None and packet_base is not None:
-                pt = packet.pts * packet_base
+                pt = packet.pts * packet_base + clock.offset
                 if realtime:
                     if wall_start is None:
                         wall_start = arrived - pt / speed
@@ -679,7 +722,7 @@ class Sampler:
                         if stop is None:
                             time.sleep(delay)
                         arrived = time.monotonic()
-                arrivals[int(packet.pts)] = arrived
+                arrivals[int(packet.pts)] = (arrived, clock.offset)
                 if len(arrivals) > 2 * MAX_GOP_PACKETS:
                     for key in list(arrivals)[:MAX_GOP_PACKETS]:
                         del arrivals[key]
@@ -699,6 +742,18 @@ class Sampler:
                             cc.skip_frame = "NONKEY" if want else "DEFAULT"
             if packet.size:
                 self.stats.packets += 1
+                since += 1
+                # Timestamps that crawl (or a stream over 90 frames/s) cannot stretch the
+                # interval past ``cap`` packets: a sample falls due now.
+                if (
+                    since >= cap
+                    and not pulled
+                    and pt is not None
+                    and origin is not None
+                    and pt - origin + 1e-6 < next_due
+                ):
+                    next_due = max(pt - origin, 0.0)
+                    pulled = True
             if not lazy:
                 for frame in decode(packet):
                     sample = take(frame, arrived)
@@ -724,7 +779,7 @@ class Sampler:
                         if sample is not None:
                             yield sample
                     cc.flush_buffers()
-                gop_packets, fed, high = [], 0, 0
+                gop_packets, gop_offsets, fed, high = [], [], 0, 0
                 gop_headers.clear()
                 real.reset()
                 dec.reset()
@@ -739,6 +794,7 @@ class Sampler:
                         yield sample
                 continue
             gop_packets.append(packet)
+            gop_offsets.append(clock.offset)
             if not due:
                 rel = None if pt is None or origin is None else pt - origin
                 slack = self.tolerance_s if packet.is_keyframe else 0.0
@@ -760,7 +816,7 @@ class Sampler:
                 queued = gop_packets[index]
                 fresh = index >= high
                 qt = (
-                    queued.pts * packet_base - origin
+                    queued.pts * packet_base + gop_offsets[index] - origin
                     if origin is not None and queued.pts is not None and packet_base is not None
                     else None
                 )
@@ -832,7 +888,7 @@ class Sampler:
                     dec.reset()
             if len(gop_packets) > MAX_GOP_PACKETS:
                 self.stats.packets_skipped += len(gop_packets) - high
-                gop_packets, fed, high = [], 0, 0  # decoded eagerly: nothing to keep
+                gop_packets, gop_offsets, fed, high = [], [], 0, 0  # decoded eagerly
                 gop_headers.clear()
         if lazy:
             self.stats.packets_skipped += len(gop_packets) - high

@@ -378,6 +378,8 @@ class StreamSession:
             "packets_unreferenced": stats.unreferenced if stats else 0,
             "b_references_skipped": stats.b_references_skipped if stats else 0,
             "chain_fallback_reason": stats.chain_fallback_reason if stats else None,
+            "timestamp_discontinuities": stats.timestamp_discontinuities if stats else 0,
+            "samples_by_frame_count": stats.samples_by_frame_count if stats else 0,
         }
 
     def _read_once(self) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,64 @@ class VideoTooLongError(VideoError):
     """Decoding passed the duration the caller allowed (e.g. a header that lied)."""
 
 
+#: With a duration limit, a video may hold at most this many frames per second of it.
+MAX_FRAME_RATE = 240
+#: A forward timestamp jump longer than this (seconds) is taken as a discontinuity.
+MAX_TIMESTAMP_JUMP_S = 60.0
+#: Samples are taken at least every ``ceil(MAX_FRAMES_PER_SAMPLE_S * fps)`` frames,
+#: whatever the timestamps say (90 at 1 sample/s: only content over 90 frames/s, or
+#: timestamps that advance slower than real time, gets extra samples).
+MAX_FRAMES_PER_SAMPLE_S = 90
+
+
+def frames_per_sample_cap(sample_fps: float) -> int:
+    """The most frames (packets) between two samples at ``sample_fps``."""
+    return max(1, math.ceil(MAX_FRAMES_PER_SAMPLE_S / sample_fps))
+
+
+class MediaClock:
+    """A monotonic media clock from a stream's own timestamps.
+
+    Timestamps come from the file or the publisher, so they can reset (concatenated
+    segments, an encoder restart, an HLS discontinuity), freeze or jump, by accident or
+    on purpose: a sampler that trusts them samples nothing after a reset until the new
+    timestamps catch up with the old ones, which would blind it to what follows. Fed
+    each timestamp in order (:meth:`update`), the clock keeps the media time of a
+    normal step and re-anchors at a discontinuity (a step back, a repeated timestamp,
+    a jump forward over :data:`MAX_TIMESTAMP_JUMP_S`): the time then goes on one
+    frame step after the last one. ``offset`` is what to add to raw timestamps now.
+
+    ``slack`` (seconds) lets timestamps go back that far without a discontinuity (PTS
+    in decode order, reordered by B-frames); such a step does not move the clock.
+    """
+
+    __slots__ = ("_high_eff", "_high_raw", "discontinuities", "offset", "step")
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        #: Frame step used at a discontinuity: the last normal step (within bounds).
+        self.step = 1 / 30
+        self.discontinuities = 0
+        self._high_raw: float | None = None
+        self._high_eff = 0.0
+
+    def update(self, raw: float, *, slack: float = 0.0) -> float:
+        """Take the next timestamp (seconds, the stream's own clock); its media time."""
+        if self._high_raw is None:
+            self._high_raw, self._high_eff = raw, raw + self.offset
+            return self._high_eff
+        d = raw - self._high_raw
+        if not (-slack < d <= MAX_TIMESTAMP_JUMP_S) or (d == 0 and not slack):
+            self.offset = self._high_eff + self.step - raw
+            self.discontinuities += 1
+        elif d > 0:
+            self.step = min(max(d, 1 / 240), 1.0)
+        else:
+            return raw + self.offset  # reordered within the slack
+        self._high_raw, self._high_eff = raw, raw + self.offset
+        return self._high_eff
+
+
 def require_av() -> Any:
     """Import PyAV, or say which extra installs it."""
     try:
@@ -152,6 +211,8 @@ class VideoHashes:
     sample_fps: float | None
     #: SHA-1 of the file (as images get it); "" when built by older code.
     sha1: str = ""
+    #: Times the frame timestamps went back, repeated or jumped (see :class:`MediaClock`).
+    timestamp_discontinuities: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -165,6 +226,7 @@ class VideoHashes:
             "frames_decoded": self.frames_decoded,
             "frames_sampled": self.frames_sampled,
             "sample_fps": self.sample_fps,
+            "timestamp_discontinuities": self.timestamp_discontinuities,
             "frames": [f.to_dict() for f in self.frames],
         }
 
@@ -405,7 +467,14 @@ def hash_video(
     Consecutive samples within ``fold_bits`` of the last kept one are folded into it
     (``None``: keep every sample). ``max_side`` scales frames down before hashing (faster
     on HD, hashes drift a few bits from vPDQ's). Bad input raises :class:`VideoError`;
-    a frame later than ``max_duration_s`` raises :class:`VideoTooLongError`.
+    a frame later than ``max_duration_s`` (or more than :data:`MAX_FRAME_RATE` frames
+    per second of it) raises :class:`VideoTooLongError`.
+
+    Frame times are the video's own timestamps on a clock that never goes back
+    (:class:`MediaClock`): where they reset, repeat or jump (concatenated segments, a
+    crafted file), sampling goes on from where it was, and the result counts
+    ``timestamp_discontinuities``. At most ``ceil(90 / sample_fps)`` frames pass
+    between two samples, whatever the timestamps say.
     """
     av = require_av()
     if sample_fps is not None and not sample_fps > 0:
@@ -441,8 +510,9 @@ def hash_video(
 class SampledFrames:
     """The frames of a video's first video stream sampled ``sample_fps`` times a second.
 
-    Iterating decodes and yields ``(frame number, seconds since the first frame,
-    frame)`` for each sampled frame (every frame when ``sample_fps`` is None), with the
+    Iterating decodes and yields ``(frame number, seconds since the first frame on
+    the :class:`MediaClock`, frame)`` for each sampled frame (every frame when
+    ``sample_fps`` is None; at least one every ``frame_cap`` frames), with the
     limits and errors :func:`hash_video` applies: no video stream, frames over
     ``max_frame_pixels``, a frame later than ``max_duration_s``, undecodable data, no
     decodable frame. Counters (``decoded``, ``sampled``, ``last_time_s``) are kept as it
@@ -480,6 +550,9 @@ class SampledFrames:
         self.max_duration_s = max_duration_s
         self.decoded = self.sampled = 0
         self.last_time_s = 0.0
+        #: Frame times as a monotonic clock (its ``discontinuities`` are counted).
+        self.clock = MediaClock()
+        self.frame_cap = None if sample_fps is None else frames_per_sample_cap(sample_fps)
 
     @property
     def duration_s(self) -> float:
@@ -494,6 +567,7 @@ class SampledFrames:
         what, stream = self.what, self.stream
         next_due = 0.0
         first_time: float | None = None
+        since = 0  # frames since the last sample
         try:
             for frame in self.container.decode(stream):
                 number = self.decoded
@@ -503,7 +577,9 @@ class SampledFrames:
                         f"{what}: a frame of {frame.width}x{frame.height} exceeds the limit "
                         f"of {self.max_frame_pixels} pixels"
                     )
-                t_abs = (
+                # On a clock that never goes back: timestamps that reset, repeat or jump
+                # (concatenated segments, a crafted file) must not hide what follows.
+                t_abs = self.clock.update(
                     float(frame.time)
                     if frame.time is not None
                     else number / float(stream.average_rate or 25)
@@ -517,12 +593,24 @@ class SampledFrames:
                         f"{what}: the video runs past {self.max_duration_s:g} s "
                         f"(a frame at {t:.3f} s)"
                     )
+                if (
+                    self.max_duration_s is not None
+                    and self.decoded > self.max_duration_s * MAX_FRAME_RATE + 1
+                ):
+                    # Timestamps that crawl would keep the time under the limit.
+                    raise VideoTooLongError(
+                        f"{what}: the video has more than {self.max_duration_s:g} s of frames "
+                        f"at {MAX_FRAME_RATE} frames/s ({self.decoded} frames by {t:.3f} s)"
+                    )
                 self.last_time_s = max(self.last_time_s, t)
-                if self.interval is not None:
-                    # Tolerance for timestamps rounded to the time base.
-                    if t + 1e-6 < next_due:
+                if self.interval is not None and self.frame_cap is not None:
+                    since += 1
+                    # Tolerance for timestamps rounded to the time base. Timestamps that
+                    # crawl cannot stretch the interval past ``frame_cap`` frames.
+                    if t + 1e-6 < next_due and since < self.frame_cap:
                         continue
                     next_due = (int((t + 1e-6) / self.interval) + 1) * self.interval
+                    since = 0
                 self.sampled += 1
                 yield number, t, frame
         except VideoError:
@@ -574,6 +662,7 @@ def _hash_container(
         frames_decoded=sampled.decoded,
         frames_sampled=sampled.sampled,
         sample_fps=sample_fps,
+        timestamp_discontinuities=sampled.clock.discontinuities,
     )
 
 
