@@ -31,7 +31,14 @@ from safestream.signals.video import VideoHashes
 
 #: Error kinds (:func:`safestream.errors.error_kind`) of files known to be videos.
 VIDEO_ERROR_KINDS = frozenset(
-    {"video", "corrupt_video", "no_frames", "no_video_stream", "video_too_large"}
+    {
+        "video",
+        "corrupt_video",
+        "no_frames",
+        "no_video_stream",
+        "video_too_large",
+        "too_many_video_streams",
+    }
 )
 
 

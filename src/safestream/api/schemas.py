@@ -301,6 +301,7 @@ class FrameMatchOut(MatchOut):
     timestamp_s: float = Field(description="seconds from the video's first frame")
     until_s: float = Field(description="the frame's hash stands until here (next sample)")
     frame_number: int
+    stream_index: int = Field(0, description="the file's video stream the frame is in")
 
 
 class BankVideoOut(BaseModel):
@@ -318,6 +319,7 @@ class BankVideoOut(BaseModel):
     is_allow_list: bool
     matched: bool
     kind: Literal["exact_file", "video", "clip", "partial"]
+    stream_index: int = Field(0, description="the checked file's video stream that matched")
 
 
 class FrameClassificationOut(BaseModel):

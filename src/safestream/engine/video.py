@@ -145,6 +145,8 @@ class BankVideoMatch:
     kind: str
     #: A bank entry of the video (a frame or the file digest), for verdicts and actions.
     entry: Match | None = field(default=None, compare=False)
+    #: The query file's video stream that matched (:attr:`VideoHashes.stream_index`).
+    stream_index: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -161,6 +163,7 @@ class BankVideoMatch:
             "is_allow_list": self.is_allow_list,
             "matched": self.matched,
             "kind": self.kind,
+            "stream_index": self.stream_index,
         }
 
 
@@ -179,7 +182,43 @@ def match_video(
     at or above their thresholds), when the file itself is banked, or — with
     ``clips`` — when the bank video is covered at or above ``compared_match_percent``
     however small a part of the query it is (a known clip inside a long video).
+
+    Every video stream of the file is matched (a decoy first track must not hide the
+    one players show); per banked video the best stream's result is kept.
     """
+    best: dict[tuple[str, str], BankVideoMatch] = {}
+    for stream in (hashes, *hashes.other_streams):
+        for v in _match_stream(
+            engine,
+            stream,
+            min_quality=min_quality,
+            query_match_percent=query_match_percent,
+            compared_match_percent=compared_match_percent,
+            clips=clips,
+        ):
+            key = (v.bank, v.video_sha256)
+            rank = (v.matched, v.bank_coverage_percent, v.query_match_percent)
+            if key not in best or rank > (
+                best[key].matched,
+                best[key].bank_coverage_percent,
+                best[key].query_match_percent,
+            ):
+                best[key] = v
+    out = list(best.values())
+    out.sort(key=lambda v: (not v.matched, -v.bank_coverage_percent, v.bank, v.video_sha256))
+    return out
+
+
+def _match_stream(
+    engine: Engine,
+    hashes: VideoHashes,
+    *,
+    min_quality: int,
+    query_match_percent: float,
+    compared_match_percent: float,
+    clips: bool,
+) -> list[BankVideoMatch]:
+    """:func:`match_video` for one video stream of the file."""
     frames = [f for f in hashes.frames if f.quality >= min_quality]
     unique: dict[str, FrameHash] = {}
     for f in frames:
@@ -249,9 +288,9 @@ def match_video(
                 matched=exact or vpdq or clip,
                 kind=kind,
                 entry=m,
+                stream_index=hashes.stream_index,
             )
         )
-    out.sort(key=lambda v: (not v.matched, -v.bank_coverage_percent, v.bank, v.video_sha256))
     return out
 
 
@@ -268,6 +307,8 @@ class FrameMatch:
     until_s: float
     frame_number: int
     match: Match
+    #: The file's video stream the frame is in (:attr:`VideoHashes.stream_index`).
+    stream_index: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the match plus where in the video it is."""
@@ -275,6 +316,7 @@ class FrameMatch:
             "timestamp_s": round(self.timestamp_s, 3),
             "until_s": round(self.until_s, 3),
             "frame_number": self.frame_number,
+            "stream_index": self.stream_index,
             **self.match.to_dict(),
         }
 
@@ -335,7 +377,8 @@ def check_video(
             for hit in engine.matcher.search_exact(signal_type, value)
         ]
     )
-    frame_matches = _frame_matches(engine, hashes, quality)
+    streams = (hashes, *hashes.other_streams)
+    frame_matches = [m for h in streams for m in _frame_matches(engine, h, quality)]
     videos = match_video(
         engine,
         hashes,
@@ -344,7 +387,7 @@ def check_video(
         compared_match_percent=compared_match_percent,
         clips=clips,
     )
-    good = sum(1 for f in hashes.frames if f.quality >= quality)
+    good = sum(1 for h in streams for f in h.frames if f.quality >= quality)
     if good == 0:
         reasons.append(
             f"no sampled frame has PDQ quality {quality} or more: perceptual matching "
@@ -367,9 +410,15 @@ def check_video(
     for f in frame_matches:
         if f.match.entry_id in blocked and f.match.entry_id not in seen_frames:
             seen_frames.add(f.match.entry_id)
+            where = (
+                ""
+                if f.stream_index == hashes.stream_index
+                else f" of video stream {f.stream_index}"
+            )
             reasons.append(
-                f"frame at {f.timestamp_s:.3f} s matches an image of bank {f.match.bank!r} at "
-                f"{f.match.distance_bits} bits (threshold {f.match.threshold_bits})"
+                f"frame at {f.timestamp_s:.3f} s{where} matches an image of bank "
+                f"{f.match.bank!r} at {f.match.distance_bits} bits "
+                f"(threshold {f.match.threshold_bits})"
             )
     for v in videos:
         if v.is_allow_list:
@@ -430,6 +479,7 @@ def _frame_matches(engine: Engine, hashes: VideoHashes, min_quality: int) -> lis
                 until_s=max(f.timestamp_s, until[id(f)]),
                 frame_number=f.frame_number,
                 match=_as_match(bank, entry, hit.distance_bits),
+                stream_index=hashes.stream_index,
             )
         )
     out.sort(key=lambda m: (m.timestamp_s, m.match.distance_bits, m.match.entry_id))

@@ -106,10 +106,16 @@ class VideoTooLargeError(VideoError):
     """The video's frames are larger than the configured pixel limit."""
 
 
+class TooManyVideoStreamsError(VideoError):
+    """The file holds more video streams than :data:`MAX_VIDEO_STREAMS`."""
+
+
 class VideoTooLongError(VideoError):
     """Decoding passed the duration the caller allowed (e.g. a header that lied)."""
 
 
+#: The most video streams (tracks) one file may hold: each is hashed.
+MAX_VIDEO_STREAMS = 8
 #: With a duration limit, a video may hold at most this many frames per second of it.
 MAX_FRAME_RATE = 240
 #: A forward timestamp jump longer than this (seconds) is taken as a discontinuity.
@@ -213,6 +219,11 @@ class VideoHashes:
     sha1: str = ""
     #: Times the frame timestamps went back, repeated or jumped (see :class:`MediaClock`).
     timestamp_discontinuities: int = 0
+    #: The file's stream these frames come from: the one players and transcoders pick.
+    stream_index: int = 0
+    #: The file's other video streams, hashed the same way (a decoy first track must not
+    #: hide the one a player shows).
+    other_streams: tuple[VideoHashes, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -227,7 +238,9 @@ class VideoHashes:
             "frames_sampled": self.frames_sampled,
             "sample_fps": self.sample_fps,
             "timestamp_discontinuities": self.timestamp_discontinuities,
+            "stream_index": self.stream_index,
             "frames": [f.to_dict() for f in self.frames],
+            "other_streams": [o.to_dict() for o in self.other_streams],
         }
 
 
@@ -327,10 +340,15 @@ def probe_video(source: Path | IO[bytes] | bytes, *, name: str | None = None) ->
     try:
         if not container.streams.video:
             return VideoProbe(False, 0, 0, _container_duration(container), container.format.name)
-        stream = container.streams.video[0]
+        # Every video stream is hashed: the largest frames and the longest stream count.
         duration = _container_duration(container)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = max(duration or 0.0, float(stream.duration * stream.time_base))
+        for s in container.streams.video:
+            if s.duration is not None and s.time_base is not None:
+                duration = max(duration or 0.0, float(s.duration * s.time_base))
+        stream = max(
+            container.streams.video,
+            key=lambda s: int(s.codec_context.width) * int(s.codec_context.height),
+        )
         return VideoProbe(
             True,
             int(stream.codec_context.width),
@@ -490,6 +508,7 @@ def hash_video(
     md5, sha1, sha256 = all_digests(source)
     container = _open(av, source, what)
     try:
+        order = video_stream_order(container, what)
         hashes = _hash_container(
             container,
             md5,
@@ -501,14 +520,67 @@ def hash_video(
             max_frame_pixels,
             max_duration_s,
             on_sample,
+            stream_index=order[0],
         )
     finally:
         container.close()
-    return dataclasses.replace(hashes, sha1=sha1)
+    others: list[VideoHashes] = []
+    for index in order[1:]:
+        # One more pass per other stream (rare): each decodes only its own packets.
+        if not isinstance(source, Path):
+            source.seek(0)
+        container = _open(av, source, what)
+        try:
+            other = _hash_container(
+                container,
+                md5,
+                sha256,
+                f"{what} (video stream {index})",
+                sample_fps,
+                fold_bits,
+                max_side,
+                max_frame_pixels,
+                max_duration_s,
+                stream_index=index,
+            )
+            others.append(dataclasses.replace(other, sha1=sha1))
+        except NoFramesError:
+            pass  # an empty extra track shows nothing
+        finally:
+            container.close()
+    return dataclasses.replace(hashes, sha1=sha1, other_streams=tuple(others))
+
+
+def video_stream_order(container: av.container.InputContainer, what: str) -> list[int]:
+    """The indexes of a file's video streams, the one players pick first.
+
+    That is FFmpeg's best stream (the default-flagged one, else the largest), as the
+    ``ffmpeg`` program and most transcoders choose it; not simply the first, which a
+    crafted file can make a decoy. More than :data:`MAX_VIDEO_STREAMS` is refused.
+    """
+    streams = list(container.streams.video)
+    if not streams:
+        raise NoVideoStreamError(
+            f"{what}: the file has no video stream (audio or data only); send a video"
+        )
+    if len(streams) > MAX_VIDEO_STREAMS:
+        raise TooManyVideoStreamsError(
+            f"{what}: the file has {len(streams)} video streams; at most "
+            f"{MAX_VIDEO_STREAMS} are checked"
+        )
+    try:
+        best = container.streams.best("video")
+    except (ValueError, TypeError):
+        best = None
+    first = best.index if best is not None else streams[0].index
+    return [first, *(s.index for s in streams if s.index != first)]
 
 
 class SampledFrames:
-    """The frames of a video's first video stream sampled ``sample_fps`` times a second.
+    """The frames of one video stream sampled ``sample_fps`` times a second.
+
+    The stream is ``stream_index`` or, by default, the one players pick
+    (:func:`video_stream_order`).
 
     Iterating decodes and yields ``(frame number, seconds since the first frame on
     the :class:`MediaClock`, frame)`` for each sampled frame (every frame when
@@ -527,14 +599,15 @@ class SampledFrames:
         sample_fps: float | None,
         max_frame_pixels: int,
         max_duration_s: float | None = None,
+        stream_index: int | None = None,
     ) -> None:
         if sample_fps is not None and not sample_fps > 0:
             raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
-        if not container.streams.video:
-            raise NoVideoStreamError(
-                f"{what}: the file has no video stream (audio or data only); send a video"
-            )
-        self.stream = container.streams.video[0]
+        order = video_stream_order(container, what)
+        index = order[0] if stream_index is None else stream_index
+        if index not in order:
+            raise InputError(f"{what}: no video stream {index}")
+        self.stream = next(s for s in container.streams.video if s.index == index)
         cc = self.stream.codec_context
         self.width, self.height = int(cc.width), int(cc.height)
         if self.width * self.height > max_frame_pixels:
@@ -635,6 +708,7 @@ def _hash_container(
     max_frame_pixels: int,
     max_duration_s: float | None = None,
     on_sample: Callable[[int, int, float, av.video.frame.VideoFrame], None] | None = None,
+    stream_index: int | None = None,
 ) -> VideoHashes:
     sampled = SampledFrames(
         container,
@@ -642,6 +716,7 @@ def _hash_container(
         sample_fps=sample_fps,
         max_frame_pixels=max_frame_pixels,
         max_duration_s=max_duration_s,
+        stream_index=stream_index,
     )
     frames: list[FrameHash] = []
     for index, (number, t, frame) in enumerate(sampled):
@@ -663,6 +738,7 @@ def _hash_container(
         frames_sampled=sampled.sampled,
         sample_fps=sample_fps,
         timestamp_discontinuities=sampled.clock.discontinuities,
+        stream_index=sampled.stream.index,
     )
 
 
