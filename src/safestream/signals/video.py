@@ -383,10 +383,58 @@ def _container_duration(container: av.container.InputContainer) -> float | None:
     return float(container.duration) / 1_000_000  # AV_TIME_BASE
 
 
+#: (transpose, flip rows, flip columns): from the decoded picture to the displayed one.
+Orientation = tuple[bool, bool, bool]
+
+
+def display_orientation(frame: av.video.frame.VideoFrame) -> Orientation | None:
+    """How a frame is turned for display (its display matrix), or None when upright.
+
+    Phones store portrait video as landscape pictures plus a display matrix, and a
+    crafted file can store known material turned or mirrored with a matrix that
+    turns it back: players (and the ``ffmpeg`` program, hence vPDQ) show and hash the
+    displayed picture, so samples are hashed that way too. Rotations by multiples of
+    90 degrees and mirroring are applied; other matrices are left as decoded. The
+    matrix maps a decoded pixel (p, q) to (a p + c q, b p + d q) (FFmpeg's
+    ``libavutil/display.h``).
+    """
+    try:
+        side = frame.side_data.get("DISPLAYMATRIX")
+    except (KeyError, ValueError, TypeError):
+        return None
+    if side is None:
+        return None
+    raw = bytes(memoryview(side))  # type: ignore[arg-type]
+    if len(raw) < 36:
+        return None
+    m = np.frombuffer(raw[:36], dtype=np.int32)
+    a, b, c, d = (int(np.sign(v)) for v in (m[0], m[1], m[3], m[4]))
+    if a == 0 and d == 0 and b and c:
+        return (True, b < 0, c < 0)
+    if b == 0 and c == 0 and a and d and (a < 0 or d < 0):
+        return (False, d < 0, a < 0)
+    return None
+
+
+def displayed(pixels: npt.NDArray[Any], orientation: Orientation | None) -> npt.NDArray[Any]:
+    """``pixels`` (rows first) turned as the frame is displayed, contiguous."""
+    if orientation is None:
+        return pixels
+    transpose, flip_rows, flip_cols = orientation
+    if transpose:
+        pixels = pixels.swapaxes(0, 1)
+    if flip_rows:
+        pixels = pixels[::-1]
+    if flip_cols:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
 def frame_rgb(
     frame: av.video.frame.VideoFrame, max_side: int | None = None
 ) -> npt.NDArray[np.uint8]:
-    """RGB24 pixels of a decoded frame, scaled down (area) so its longer side is <= max_side."""
+    """RGB24 pixels of a decoded frame as displayed (:func:`display_orientation`),
+    scaled down (area) so its longer side is <= max_side."""
     width, height = int(frame.width), int(frame.height)
     if max_side is not None and max(width, height) > max_side:
         scale = max_side / max(width, height)
@@ -394,7 +442,7 @@ def frame_rgb(
         rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
     else:
         rgb = frame.to_ndarray(format="rgb24")
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
+    return np.ascontiguousarray(displayed(rgb, display_orientation(frame)), dtype=np.uint8)
 
 
 #: A frame's luma is reduced by whole blocks to about this many pixels on its shorter side
@@ -418,8 +466,13 @@ def frame_pdq(frame: av.video.frame.VideoFrame) -> tuple[str, int]:
     block = max(1, round(min(width, height) / LUMA_SHORT_SIDE))
     cols, rows = max(1, round(width / block)), max(1, round(height / block))
     luma = frame.to_ndarray(format="gray", width=cols, height=rows, interpolation="AREA")
+    orientation = display_orientation(frame)
+    if orientation is not None and orientation[0]:
+        rows, cols = cols, rows
     pdq, quality, _ = fast_pdq_from_pixels(
-        np.ascontiguousarray(luma), full_shape=(rows * block, cols * block), block=block
+        np.ascontiguousarray(displayed(luma, orientation)),
+        full_shape=(rows * block, cols * block),
+        block=block,
     )
     return pdq, quality
 
