@@ -7,6 +7,9 @@ program pick it) holds a banked sequence passed the check. Synthetic pictures on
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -39,9 +42,14 @@ KNOWN = [known_frame(i) for i in (61, 62, 63)]
 DECOY = [np.full((64, 64, 3), 128, np.uint8)] * (3 * FPS)
 
 
-def tracks(path: Path, *streams: list[np.ndarray], default: int | None = None) -> Path:
-    """An MP4 with one H.264 track per frame list; ``default``: the default-flagged one."""
-    with av.open(str(path), "w", format="mp4") as out:
+def tracks(
+    path: Path,
+    *streams: list[np.ndarray],
+    default: int | None = None,
+    container_format: str = "mp4",
+) -> Path:
+    """One H.264 track per frame list (MP4); ``default``: the default-flagged one."""
+    with av.open(str(path), "w", format=container_format) as out:
         outs = []
         for k, frames in enumerate(streams):
             h, w = frames[0].shape[:2]
@@ -169,3 +177,31 @@ def test_the_api_checks_every_track_and_refuses_too_many(
     assert r.status_code == 422, r.text
     assert r.json()["kind"] == "too_many_video_streams"
     assert f"at most {MAX_VIDEO_STREAMS}" in r.json()["detail"]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg program")
+@pytest.mark.parametrize(
+    ("container_format", "default"),
+    [("mp4", None), ("mp4", 0), ("mp4", 1), ("mpegts", None)],
+    ids=["mp4", "mp4-decoy-default", "mp4-real-default", "mpegts"],
+)
+def test_the_picked_stream_is_the_one_the_ffmpeg_program_maps(
+    tmp_path: Path, container_format: str, default: int | None
+) -> None:
+    clip = tracks(
+        tmp_path / f"two.{container_format}",
+        DECOY,
+        shots(KNOWN, 1, FPS),
+        default=default,
+        container_format=container_format,
+    )
+    run = subprocess.run(
+        ["ffmpeg", "-nostdin", "-i", str(clip), "-frames:v", "1", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    mapped = re.search(r"Stream #0:(\d+) -> #0:0", run.stderr)
+    assert mapped is not None, run.stderr
+    assert hash_video(clip).stream_index == int(mapped.group(1))

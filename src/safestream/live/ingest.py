@@ -58,6 +58,7 @@ from safestream.signals.video import (
     frame_pdq,
     frame_rgb,
     frames_per_sample_cap,
+    preferred_video_stream,
     require_av,
 )
 
@@ -510,6 +511,8 @@ class Sampler:
         self.max_frame_pixels = max_frame_pixels
         self.strategy = strategy
         self.stats = SamplerStats()
+        #: The container stream being sampled (set when sampling starts).
+        self.stream_index: int | None = None
 
     def samples(
         self,
@@ -524,7 +527,10 @@ class Sampler:
         av = require_av()
         if not container.streams.video:
             raise StreamError(f"{what}: the source has no video stream")
-        stream = container.streams.video[0]
+        # The stream players and transcoders pick (default-flagged, else the largest), not
+        # simply the first: an MPEG-TS source can carry a decoy programme first.
+        stream = preferred_video_stream(list(container.streams.video))
+        self.stream_index = int(stream.index)
         cc = stream.codec_context
         cc.skip_frame = "DEFAULT"
         # Decoder settings take effect when the decoder opens, at the first packet.

@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import io
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -607,9 +607,10 @@ def hash_video(
 def video_stream_order(container: av.container.InputContainer, what: str) -> list[int]:
     """The indexes of a file's video streams, the one players pick first.
 
-    That is FFmpeg's best stream (the default-flagged one, else the largest), as the
-    ``ffmpeg`` program and most transcoders choose it; not simply the first, which a
-    crafted file can make a decoy. More than :data:`MAX_VIDEO_STREAMS` is refused.
+    That is :func:`preferred_video_stream` (the default-flagged one, else the largest),
+    as the ``ffmpeg`` program and most transcoders choose it; not simply the first,
+    which a crafted file can make a decoy. More than :data:`MAX_VIDEO_STREAMS` is
+    refused.
     """
     streams = list(container.streams.video)
     if not streams:
@@ -621,12 +622,28 @@ def video_stream_order(container: av.container.InputContainer, what: str) -> lis
             f"{what}: the file has {len(streams)} video streams; at most "
             f"{MAX_VIDEO_STREAMS} are checked"
         )
-    try:
-        best = container.streams.best("video")
-    except (ValueError, TypeError):
-        best = None
-    first = best.index if best is not None else streams[0].index
+    first = preferred_video_stream(streams).index
     return [first, *(s.index for s in streams if s.index != first)]
+
+
+def preferred_video_stream(streams: Sequence[av.video.stream.VideoStream]) -> Any:
+    """The video stream the ``ffmpeg`` program maps by default (and players show).
+
+    As its automatic mapping scores them: the default-flagged stream first, then the
+    largest picture, then the first; attached pictures (cover art) only when there is
+    nothing else. (``streams.best()``, FFmpeg's library choice, goes by packets probed
+    and bitrate instead and can pick a small decoy first programme of an MPEG-TS.)
+    """
+
+    def score(s: Any) -> tuple[bool, int, int]:
+        disposition = int(s.disposition)
+        attached = bool(disposition & int(require_av().stream.Disposition.attached_pic))
+        default = bool(disposition & int(require_av().stream.Disposition.default))
+        cc = s.codec_context
+        area = int(cc.width or 0) * int(cc.height or 0)
+        return (not attached, area + 5_000_000 * default, -int(s.index))
+
+    return max(streams, key=score)
 
 
 class SampledFrames:
