@@ -29,6 +29,7 @@ def hash_one(job: tuple[str, HashJobOptions]) -> HashJobResult:
             dihedral=dihedral,
             max_pixels=max_pixels,
             sample_fps=sample_fps,
+            animated_frames=True,  # a known picture may be any frame of an animation
         )
         return path, hashes
     except SafestreamError as exc:

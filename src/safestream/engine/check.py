@@ -57,6 +57,8 @@ class EngineOptions:
     dihedral: bool = False
     #: Pixel limit against decompression bombs (None: Pillow's default).
     max_pixels: int | None = None
+    #: Match every frame of an animated image (GIF, WebP, APNG), not only the first.
+    animated_frames: bool = True
 
     def hash_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`hash_bytes` / :func:`hash_file`."""
@@ -65,6 +67,7 @@ class EngineOptions:
             "min_quality": self.min_quality,
             "dihedral": self.dihedral,
             "max_pixels": self.max_pixels,
+            "animated_frames": self.animated_frames,
         }
 
     def __post_init__(self) -> None:
@@ -125,6 +128,13 @@ class Engine:
             variants = list(hashes.pdq_dihedral) if hashes.pdq_dihedral else [hashes.pdq]
             names = DIHEDRAL_VARIANTS if hashes.pdq_dihedral else ("original",)
             hits.extend((h, names[h.query_index]) for h in self.matcher.search_pdq(variants))
+        # Every other frame of an animation: a known picture may be any of them.
+        frames = [f for f in hashes.frames if f.frame_index > 0 and f.pdq is not None]
+        if frames:
+            hits.extend(
+                (h, f"frame {frames[h.query_index].frame_index}")
+                for h in self.matcher.search_pdq([f.pdq for f in frames if f.pdq is not None])
+            )
         verdict = self._decide(hits, reasons, context)
         return Verdict(
             outcome=verdict.outcome,

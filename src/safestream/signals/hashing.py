@@ -26,6 +26,7 @@ from safestream.signals.image import (
     decode_rgb,
     decode_scaled,
     iter_frames_rgb,
+    open_image,
 )
 from safestream.signals.pdq import (
     DEFAULT_MIN_QUALITY,
@@ -121,12 +122,16 @@ def hash_bytes(
     all_frames: bool = False,
     max_pixels: int | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
+    animated_frames: bool = False,
 ) -> ImageHashes:
     """Hash image bytes: MD5/SHA-1/SHA-256 of the bytes and PDQ of the pixels.
 
     Raises an :class:`~safestream.errors.ImageError` subclass for bad images and
     :class:`HashOptionError` for bad options.  ``max_pixels`` defaults to Pillow's
     default limit (89,478,485); ``max_frames`` bounds ``all_frames``.
+    ``animated_frames`` hashes every frame of an animation (GIF, WebP, APNG...) but
+    not of a still image: checks use it, so that a known picture as any frame of an
+    animation is found (more than ``max_frames`` frames is refused, as a bomb).
     """
     _check_options(mode, min_quality, max_pixels)
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -153,7 +158,7 @@ def hash_bytes(
         )
 
     frames: tuple[FrameHash, ...] = ()
-    if all_frames:
+    if all_frames or (animated_frames and _is_animated(data, max_pixels)):
         frames = _hash_frames(
             data, mode=mode, min_quality=min_quality, max_pixels=max_pixels, max_frames=max_frames
         )
@@ -188,6 +193,15 @@ def hash_bytes(
     return result
 
 
+def _is_animated(data: bytes, max_pixels: int | None) -> bool:
+    """More than one frame (the header says; no frame is decoded)."""
+    im = open_image(data, max_pixels=max_pixels)
+    try:
+        return bool(getattr(im, "is_animated", False)) or int(getattr(im, "n_frames", 1)) > 1
+    finally:
+        im.close()
+
+
 def _hash_frames(
     data: bytes, *, mode: str, min_quality: int, max_pixels: int | None, max_frames: int
 ) -> tuple[FrameHash, ...]:
@@ -212,6 +226,7 @@ def hash_file(
     max_pixels: int | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    animated_frames: bool = False,
 ) -> ImageHashes:
     """Read the file at ``path`` and :func:`hash_bytes` it.
 
@@ -243,6 +258,7 @@ def hash_file(
         all_frames=all_frames,
         max_pixels=max_pixels,
         max_frames=max_frames,
+        animated_frames=animated_frames,
     )
 
 

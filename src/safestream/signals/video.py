@@ -823,6 +823,7 @@ def hash_media_file(
     sample_fps: float | None = 1.0,
     fold_bits: int | None = DEFAULT_FOLD_BITS,
     max_side: int | None = None,
+    animated_frames: bool = False,
 ) -> ImageHashes | VideoHashes:
     """Hash an image or a video file, told apart by content (never by file name).
 
@@ -855,6 +856,7 @@ def hash_media_file(
             dihedral=dihedral,
             all_frames=all_frames,
             max_pixels=max_pixels,
+            animated_frames=animated_frames,
         )
     except NotAnImageError as exc:
         # Probed through a file object: FFmpeg would trust a path's extension (a text
