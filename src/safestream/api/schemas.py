@@ -302,6 +302,9 @@ class FrameMatchOut(MatchOut):
     until_s: float = Field(description="the frame's hash stands until here (next sample)")
     frame_number: int
     stream_index: int = Field(0, description="the file's video stream the frame is in")
+    edit_list_ignored: bool = Field(
+        False, description="a frame the file's edit list hides from players"
+    )
 
 
 class BankVideoOut(BaseModel):
@@ -320,6 +323,9 @@ class BankVideoOut(BaseModel):
     matched: bool
     kind: Literal["exact_file", "video", "clip", "partial"]
     stream_index: int = Field(0, description="the checked file's video stream that matched")
+    edit_list_ignored: bool = Field(
+        False, description="matched in frames the file's edit list hides from players"
+    )
 
 
 class FrameClassificationOut(BaseModel):

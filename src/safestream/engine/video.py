@@ -147,6 +147,8 @@ class BankVideoMatch:
     entry: Match | None = field(default=None, compare=False)
     #: The query file's video stream that matched (:attr:`VideoHashes.stream_index`).
     stream_index: int = 0
+    #: Matched in frames the file's edit list hides from players (read ignoring it).
+    edit_list_ignored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -164,6 +166,7 @@ class BankVideoMatch:
             "matched": self.matched,
             "kind": self.kind,
             "stream_index": self.stream_index,
+            "edit_list_ignored": self.edit_list_ignored,
         }
 
 
@@ -289,6 +292,7 @@ def _match_stream(
                 kind=kind,
                 entry=m,
                 stream_index=hashes.stream_index,
+                edit_list_ignored=hashes.edit_list_ignored,
             )
         )
     return out
@@ -309,6 +313,8 @@ class FrameMatch:
     match: Match
     #: The file's video stream the frame is in (:attr:`VideoHashes.stream_index`).
     stream_index: int = 0
+    #: The frame is one the file's edit list hides from players (read ignoring it).
+    edit_list_ignored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the match plus where in the video it is."""
@@ -317,6 +323,7 @@ class FrameMatch:
             "until_s": round(self.until_s, 3),
             "frame_number": self.frame_number,
             "stream_index": self.stream_index,
+            "edit_list_ignored": self.edit_list_ignored,
             **self.match.to_dict(),
         }
 
@@ -414,7 +421,7 @@ def check_video(
                 ""
                 if f.stream_index == hashes.stream_index
                 else f" of video stream {f.stream_index}"
-            )
+            ) + (" (hidden by the file's edit list)" if f.edit_list_ignored else "")
             reasons.append(
                 f"frame at {f.timestamp_s:.3f} s{where} matches an image of bank "
                 f"{f.match.bank!r} at {f.match.distance_bits} bits "
@@ -423,7 +430,9 @@ def check_video(
     for v in videos:
         if v.is_allow_list:
             continue
-        span = f"{v.first_match_s:.3f}-{v.last_match_s:.3f} s"
+        span = f"{v.first_match_s:.3f}-{v.last_match_s:.3f} s" + (
+            " (frames hidden by the file's edit list)" if v.edit_list_ignored else ""
+        )
         if v.matched and v.kind != "exact_file":
             reasons.append(
                 f"banked video of bank {v.bank!r} matched ({v.kind}) at {span}: "
@@ -480,6 +489,7 @@ def _frame_matches(engine: Engine, hashes: VideoHashes, min_quality: int) -> lis
                 frame_number=f.frame_number,
                 match=_as_match(bank, entry, hit.distance_bits),
                 stream_index=hashes.stream_index,
+                edit_list_ignored=hashes.edit_list_ignored,
             )
         )
     out.sort(key=lambda m: (m.timestamp_s, m.match.distance_bits, m.match.entry_id))

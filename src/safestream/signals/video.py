@@ -222,8 +222,12 @@ class VideoHashes:
     #: The file's stream these frames come from: the one players and transcoders pick.
     stream_index: int = 0
     #: The file's other video streams, hashed the same way (a decoy first track must not
-    #: hide the one a player shows).
+    #: hide the one a player shows), and any stream's frames an edit list hides.
     other_streams: tuple[VideoHashes, ...] = ()
+    #: Packets of this stream that the file's edit list (MP4/MOV) hides from players.
+    packets_hidden: int = 0
+    #: These frames were read ignoring the edit list: all the stream holds, shown or not.
+    edit_list_ignored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -239,6 +243,8 @@ class VideoHashes:
             "sample_fps": self.sample_fps,
             "timestamp_discontinuities": self.timestamp_discontinuities,
             "stream_index": self.stream_index,
+            "packets_hidden": self.packets_hidden,
+            "edit_list_ignored": self.edit_list_ignored,
             "frames": [f.to_dict() for f in self.frames],
             "other_streams": [o.to_dict() for o in self.other_streams],
         }
@@ -483,10 +489,12 @@ def open_video(source: Path | IO[bytes], what: str) -> av.container.InputContain
     return _open(require_av(), source, what)
 
 
-def _open(lib: Any, source: Path | IO[bytes], what: str) -> av.container.InputContainer:
+def _open(
+    lib: Any, source: Path | IO[bytes], what: str, options: dict[str, str] | None = None
+) -> av.container.InputContainer:
     try:
         container: av.container.InputContainer = lib.open(
-            str(source) if isinstance(source, Path) else source, mode="r"
+            str(source) if isinstance(source, Path) else source, mode="r", options=options or {}
         )
     except FileNotFoundError as exc:
         raise VideoError(f"{what}: no such file") from exc
@@ -577,18 +585,20 @@ def hash_video(
         )
     finally:
         container.close()
-    others: list[VideoHashes] = []
-    for index in order[1:]:
-        # One more pass per other stream (rare): each decodes only its own packets.
+
+    def another_pass(index: int, ignore_edit_list: bool) -> VideoHashes | None:
+        # One more pass per other stream, or per stream whose edit list hides packets
+        # (rare): each decodes only its own stream's packets.
         if not isinstance(source, Path):
             source.seek(0)
-        container = _open(av, source, what)
+        container = _open(av, source, what, {"ignore_editlist": "1"} if ignore_edit_list else None)
+        label = f"video stream {index}" + (", edit list ignored" if ignore_edit_list else "")
         try:
             other = _hash_container(
                 container,
                 md5,
                 sha256,
-                f"{what} (video stream {index})",
+                f"{what} ({label})",
                 sample_fps,
                 fold_bits,
                 max_side,
@@ -596,11 +606,24 @@ def hash_video(
                 max_duration_s,
                 stream_index=index,
             )
-            others.append(dataclasses.replace(other, sha1=sha1))
         except NoFramesError:
-            pass  # an empty extra track shows nothing
+            return None  # an empty extra track shows nothing
         finally:
             container.close()
+        return dataclasses.replace(other, sha1=sha1, edit_list_ignored=ignore_edit_list)
+
+    others: list[VideoHashes] = []
+    if hashes.packets_hidden:
+        # Frames an edit list hides are in the file for anyone who ignores it.
+        hidden = another_pass(order[0], True)
+        others += [hidden] if hidden is not None else []
+    for index in order[1:]:
+        other = another_pass(index, False)
+        if other is not None:
+            others.append(other)
+            if other.packets_hidden:
+                hidden = another_pass(index, True)
+                others += [hidden] if hidden is not None else []
     return dataclasses.replace(hashes, sha1=sha1, other_streams=tuple(others))
 
 
@@ -695,6 +718,8 @@ class SampledFrames:
         self.last_time_s = 0.0
         #: Frame times as a monotonic clock (its ``discontinuities`` are counted).
         self.clock = MediaClock()
+        #: Packets the container's edit list hides (MP4/MOV): never shown by players.
+        self.hidden_packets = 0
         self.frame_cap = None if sample_fps is None else frames_per_sample_cap(sample_fps)
 
     @property
@@ -705,6 +730,12 @@ class SampledFrames:
             duration = max(duration, float(self.stream.duration * self.stream.time_base))
         return duration
 
+    def _decoded(self, stream: Any) -> Iterator[av.video.frame.VideoFrame]:
+        for packet in self.container.demux(stream):
+            if packet.size and packet.is_discard:
+                self.hidden_packets += 1  # an edit list hides it: FFmpeg drops its frame
+            yield from packet.decode()
+
     def __iter__(self) -> Iterator[tuple[int, float, av.video.frame.VideoFrame]]:
         av = require_av()
         what, stream = self.what, self.stream
@@ -712,7 +743,7 @@ class SampledFrames:
         first_time: float | None = None
         since = 0  # frames since the last sample
         try:
-            for frame in self.container.decode(stream):
+            for frame in self._decoded(stream):
                 number = self.decoded
                 self.decoded += 1
                 if frame.width * frame.height > self.max_frame_pixels:
@@ -809,6 +840,7 @@ def _hash_container(
         sample_fps=sample_fps,
         timestamp_discontinuities=sampled.clock.discontinuities,
         stream_index=sampled.stream.index,
+        packets_hidden=sampled.hidden_packets,
     )
 
 
