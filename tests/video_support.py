@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -12,6 +12,10 @@ import numpy.typing as npt
 
 from safestream.demo import synthetic_image
 from safestream.signals.synthetic import photo_like
+
+if TYPE_CHECKING:
+    from safestream.engine import Engine
+    from safestream.store.banks import BankRepository
 
 RGB = npt.NDArray[np.uint8]
 WIDTH, HEIGHT = 320, 240
@@ -119,3 +123,56 @@ def sample_file(path: Path, fps: float = 1.0, **kwargs: Any) -> tuple[list[Any],
         return list(sampler.samples(container)), sampler
     finally:
         container.close()
+
+
+def engine_with_known_video(
+    repo: BankRepository, tmp_path: Path, pictures: Sequence[RGB], *, fps: int = 10
+) -> Engine:
+    """An engine whose bank ``known-video`` holds a clip of ``pictures`` (1 s each),
+    external id ``clip-1``."""
+    from safestream.engine import Engine
+    from safestream.engine.video import add_video
+    from safestream.signals.video import hash_video
+
+    clip = tmp_path / "known.mp4"
+    encode(clip, shots(pictures, 1, fps), fps=fps)
+    repo.create_bank("known-video", source="test")
+    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
+    return Engine(repo)
+
+
+def encode_tracks(
+    path: Path,
+    *streams: Sequence[RGB],
+    fps: int = 10,
+    default: int | None = None,
+    container_format: str = "mp4",
+    preset: str = "ultrafast",
+) -> Path:
+    """One H.264 video stream per frame list, interleaved; ``default``: the stream
+    flagged default (None: the muxer's own flags)."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w", format=container_format) as out:
+        outs = []
+        for k, frames in enumerate(streams):
+            h, w = frames[0].shape[:2]
+            s = out.add_stream("libx264", rate=fps)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.options = {"preset": preset, "g": str(fps)}
+            if default is not None:
+                s.disposition = (
+                    av.stream.Disposition.default if k == default else av.stream.Disposition(0)
+                )
+            outs.append((s, frames))
+        for i in range(max(len(f) for f in streams)):
+            for s, frames in outs:
+                if i < len(frames):
+                    frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                    frame.pts, frame.time_base = i, Fraction(1, fps)
+                    for packet in s.encode(frame):
+                        out.mux(packet)
+        for s, _ in outs:
+            for packet in s.encode():
+                out.mux(packet)
+    return path

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from safestream.engine import Engine
-from safestream.engine.video import add_video, check_video
+from safestream.engine.video import check_video
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext
 from safestream.signals.video import (
     MAX_TIMESTAMP_JUMP_S,
@@ -31,7 +31,13 @@ from safestream.signals.video import (
     hash_video,
 )
 from safestream.store.banks import BankRepository
-from video_support import encode, known_frame, other_frame, sample_file, shots
+from video_support import (
+    engine_with_known_video,
+    known_frame,
+    other_frame,
+    sample_file,
+    shots,
+)
 
 FPS = 10
 KNOWN = [known_frame(i) for i in (41, 42, 43)]
@@ -128,11 +134,7 @@ def test_hashing_an_upload_goes_on_after_the_timestamps_reset(reset_clip: Path) 
 
 @pytest.fixture
 def engine(repo: BankRepository, tmp_path: Path) -> Engine:
-    clip = tmp_path / "known.mp4"
-    encode(clip, shots(KNOWN, 1, FPS), fps=FPS)
-    repo.create_bank("known-video", source="test")
-    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
-    return Engine(repo)
+    return engine_with_known_video(repo, tmp_path, KNOWN, fps=FPS)
 
 
 @pytest.fixture

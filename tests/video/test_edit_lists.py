@@ -14,10 +14,10 @@ import av
 import pytest
 
 from safestream.engine import Engine
-from safestream.engine.video import add_video, check_video
+from safestream.engine.video import check_video
 from safestream.signals.video import hash_video
 from safestream.store.banks import BankRepository
-from video_support import encode, known_frame, other_frame, shots
+from video_support import encode, engine_with_known_video, known_frame, other_frame, shots
 
 FPS = 10
 KNOWN = [known_frame(i) for i in (91, 92, 93)]
@@ -42,11 +42,7 @@ def hide_first(src: Path, dst: Path, seconds: float) -> Path:
 
 @pytest.fixture
 def engine(repo: BankRepository, tmp_path: Path) -> Engine:
-    clip = tmp_path / "known.mp4"
-    encode(clip, shots(KNOWN, 1, FPS), fps=FPS)
-    repo.create_bank("known-video", source="test")
-    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
-    return Engine(repo)
+    return engine_with_known_video(repo, tmp_path, KNOWN, fps=FPS)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from safestream.engine import Engine
-from safestream.engine.video import add_video, check_video
+from safestream.engine.video import check_video
 from safestream.live import Sampler, Source
 from safestream.signals.pdq import pdq_from_rgb
 from safestream.signals.video import (
@@ -31,7 +31,7 @@ from safestream.signals.video import (
     hash_video,
 )
 from safestream.store.banks import BankRepository
-from video_support import encode, known_frame, shots
+from video_support import encode, engine_with_known_video, known_frame, shots
 
 FPS = 10
 KNOWN = [known_frame(i) for i in (71, 72, 73)]
@@ -80,11 +80,7 @@ def stored_turned(frames: list[np.ndarray], o: Orientation) -> list[np.ndarray]:
 
 @pytest.fixture
 def engine(repo: BankRepository, tmp_path: Path) -> Engine:
-    clip = tmp_path / "known.mp4"
-    encode(clip, shots(KNOWN, 1, FPS), fps=FPS)
-    repo.create_bank("known-video", source="test")
-    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
-    return Engine(repo)
+    return engine_with_known_video(repo, tmp_path, KNOWN, fps=FPS)
 
 
 def turned_clip(tmp_path: Path, turn: tuple[int, bool, bool]) -> Path:

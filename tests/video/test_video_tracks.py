@@ -11,10 +11,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -24,7 +22,7 @@ from safestream.api.app import create_app
 from safestream.api.settings import ServiceSettings
 from safestream.banks.formats import HashRecord
 from safestream.engine import Engine
-from safestream.engine.video import add_video, check_video, match_video
+from safestream.engine.video import check_video, match_video
 from safestream.signals.pdq import pdq_from_rgb
 from safestream.signals.video import (
     MAX_VIDEO_STREAMS,
@@ -35,7 +33,14 @@ from safestream.signals.video import (
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
 from safestream.store.service import KeyRepository
-from video_support import encode, known_frame, other_frame, shots
+from video_support import (
+    encode,
+    encode_tracks,
+    engine_with_known_video,
+    known_frame,
+    other_frame,
+    shots,
+)
 
 FPS = 10
 KNOWN = [known_frame(i) for i in (61, 62, 63)]
@@ -48,39 +53,14 @@ def tracks(
     default: int | None = None,
     container_format: str = "mp4",
 ) -> Path:
-    """One H.264 track per frame list (MP4); ``default``: the default-flagged one."""
-    with av.open(str(path), "w", format=container_format) as out:
-        outs = []
-        for k, frames in enumerate(streams):
-            h, w = frames[0].shape[:2]
-            s = out.add_stream("libx264", rate=FPS)
-            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-            s.options = {"preset": "ultrafast"}
-            if default is not None:
-                s.disposition = (
-                    av.stream.Disposition.default if k == default else av.stream.Disposition(0)
-                )
-            outs.append((s, frames))
-        for i in range(max(len(f) for f in streams)):
-            for s, frames in outs:
-                if i < len(frames):
-                    frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                    frame.pts, frame.time_base = i, Fraction(1, FPS)
-                    for packet in s.encode(frame):
-                        out.mux(packet)
-        for s, _ in outs:
-            for packet in s.encode():
-                out.mux(packet)
-    return path
+    return encode_tracks(
+        path, *streams, fps=FPS, default=default, container_format=container_format
+    )
 
 
 @pytest.fixture
 def engine(repo: BankRepository, tmp_path: Path) -> Engine:
-    clip = tmp_path / "known.mp4"
-    encode(clip, shots(KNOWN, 1, FPS), fps=FPS)
-    repo.create_bank("known-video", source="test")
-    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
-    return Engine(repo)
+    return engine_with_known_video(repo, tmp_path, KNOWN, fps=FPS)
 
 
 def test_the_track_players_pick_is_hashed_first(tmp_path: Path) -> None:

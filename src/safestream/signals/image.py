@@ -27,6 +27,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -334,6 +335,19 @@ def _fast_block(width: int, height: int, min_side: int) -> int:
     return 1
 
 
+def turned(pixels: npt.NDArray[Any], ops: tuple[bool, bool, bool]) -> npt.NDArray[Any]:
+    """``pixels`` (rows first) with ``(transpose, flip rows, flip columns)`` applied, as
+    views (EXIF orientations here, video display matrices in ``signals.video``)."""
+    transpose, flip_rows, flip_cols = ops
+    if transpose:
+        pixels = pixels.swapaxes(0, 1)
+    if flip_rows:
+        pixels = pixels[::-1]
+    if flip_cols:
+        pixels = pixels[:, ::-1]
+    return pixels
+
+
 def decode_scaled(
     data: bytes, *, max_pixels: int | None = None, min_side: int = FAST_MIN_SIDE
 ) -> tuple[ImageInfo, ScaledPixels]:
@@ -375,15 +389,9 @@ def decode_scaled(
         raise
     except Exception as exc:
         raise _decode_error(exc) from None
-    transpose, flip_rows, flip_cols = _ORIENTATION_ARRAY_OPS.get(
-        info.orientation, (False, False, False)
-    )
-    if transpose:
-        pixels = pixels.swapaxes(0, 1)
-    if flip_rows:
-        pixels = pixels[::-1]
-    if flip_cols:
-        pixels = pixels[:, ::-1]
+    ops = _ORIENTATION_ARRAY_OPS.get(info.orientation, (False, False, False))
+    pixels = turned(pixels, ops)
+    _, flip_rows, flip_cols = ops
     return info, ScaledPixels(
         pixels=pixels,
         full_shape=(info.height, info.width),

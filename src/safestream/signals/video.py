@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from safestream.errors import InputError, NotAnImageError, SignalValueError
+from safestream.signals.image import turned
 from safestream.signals.pdq import (
     DEFAULT_MIN_QUALITY,
     DEFAULT_PDQ_THRESHOLD,
@@ -426,14 +427,7 @@ def displayed(pixels: npt.NDArray[Any], orientation: Orientation | None) -> npt.
     """``pixels`` (rows first) turned as the frame is displayed, contiguous."""
     if orientation is None:
         return pixels
-    transpose, flip_rows, flip_cols = orientation
-    if transpose:
-        pixels = pixels.swapaxes(0, 1)
-    if flip_rows:
-        pixels = pixels[::-1]
-    if flip_cols:
-        pixels = pixels[:, ::-1]
-    return np.ascontiguousarray(pixels)
+    return np.ascontiguousarray(turned(pixels, orientation))
 
 
 def frame_rgb(
