@@ -305,6 +305,9 @@ class FrameMatchOut(MatchOut):
     edit_list_ignored: bool = Field(
         False, description="a frame the file's edit list hides from players"
     )
+    scene_change: bool = Field(
+        False, description="a scene change between two samples (a frame unlike the last)"
+    )
 
 
 class BankVideoOut(BaseModel):

@@ -315,6 +315,8 @@ class FrameMatch:
     stream_index: int = 0
     #: The frame is one the file's edit list hides from players (read ignoring it).
     edit_list_ignored: bool = False
+    #: A scene change between two samples (a frame unlike the one before), not a sample.
+    scene_change: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the match plus where in the video it is."""
@@ -324,6 +326,7 @@ class FrameMatch:
             "frame_number": self.frame_number,
             "stream_index": self.stream_index,
             "edit_list_ignored": self.edit_list_ignored,
+            "scene_change": self.scene_change,
             **self.match.to_dict(),
         }
 
@@ -422,6 +425,7 @@ def check_video(
                 if f.stream_index == hashes.stream_index
                 else f" of video stream {f.stream_index}"
             ) + (" (hidden by the file's edit list)" if f.edit_list_ignored else "")
+            where += " (a scene change between samples)" if f.scene_change else ""
             reasons.append(
                 f"frame at {f.timestamp_s:.3f} s{where} matches an image of bank "
                 f"{f.match.bank!r} at {f.match.distance_bits} bits "
@@ -459,16 +463,20 @@ def check_video(
 
 
 def _frame_matches(engine: Engine, hashes: VideoHashes, min_quality: int) -> list[FrameMatch]:
-    """Sampled frames within a bank's threshold of an image (non-video) PDQ entry."""
+    """Sampled (and scene-change) frames within a bank's threshold of an image
+    (non-video) PDQ entry."""
     ordered = sorted(hashes.frames, key=lambda f: f.timestamp_s)
-    frames = [f for f in ordered if f.quality >= min_quality]
-    if not frames:
-        return []
-    # A folded frame stands for the samples up to the next kept one.
+    # A folded frame stands for the samples up to the next kept one; a scene-change
+    # frame for itself.
     until = {
         id(f): (ordered[i + 1].timestamp_s if i + 1 < len(ordered) else hashes.duration_s)
         for i, f in enumerate(ordered)
     }
+    until.update({id(f): f.timestamp_s for f in hashes.scene_frames})
+    scene = {id(f) for f in hashes.scene_frames}
+    frames = [f for f in (*ordered, *hashes.scene_frames) if f.quality >= min_quality]
+    if not frames:
+        return []
     hits = engine.matcher.search_pdq([f.pdq for f in frames])
     if not hits:
         return []
@@ -490,6 +498,7 @@ def _frame_matches(engine: Engine, hashes: VideoHashes, min_quality: int) -> lis
                 match=_as_match(bank, entry, hit.distance_bits),
                 stream_index=hashes.stream_index,
                 edit_list_ignored=hashes.edit_list_ignored,
+                scene_change=id(f) in scene,
             )
         )
     out.sort(key=lambda m: (m.timestamp_s, m.match.distance_bits, m.match.entry_id))

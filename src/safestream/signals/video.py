@@ -115,6 +115,13 @@ class VideoTooLongError(VideoError):
     """Decoding passed the duration the caller allowed (e.g. a header that lied)."""
 
 
+#: A frame whose luma thumbnail (9 x 16 block means) differs from the previous frame's
+#: by at least this much on average (0-255) is a scene change: hashed as well as the
+#: samples, so a single frame flashed between two samples is checked too. Camera
+#: motion stays far below it (synthetic pans: under 3).
+SCENE_CHANGE_DIFF = 12.0
+#: At most this many scene-change frames per second of video are hashed (plus one).
+MAX_SCENE_FRAMES_PER_S = 2.0
 #: The most video streams (tracks) one file may hold: each is hashed.
 MAX_VIDEO_STREAMS = 8
 #: With a duration limit, a video may hold at most this many frames per second of it.
@@ -229,6 +236,9 @@ class VideoHashes:
     packets_hidden: int = 0
     #: These frames were read ignoring the edit list: all the stream holds, shown or not.
     edit_list_ignored: bool = False
+    #: Scene changes between samples (a frame unlike the one before it), hashed too:
+    #: checked against image banks, kept apart from ``frames`` (vPDQ's sampling).
+    scene_frames: tuple[FrameHash, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -247,6 +257,7 @@ class VideoHashes:
             "packets_hidden": self.packets_hidden,
             "edit_list_ignored": self.edit_list_ignored,
             "frames": [f.to_dict() for f in self.frames],
+            "scene_frames": [f.to_dict() for f in self.scene_frames],
             "other_streams": [o.to_dict() for o in self.other_streams],
         }
 
@@ -687,6 +698,7 @@ class SampledFrames:
         max_frame_pixels: int,
         max_duration_s: float | None = None,
         stream_index: int | None = None,
+        scene_changes: bool = False,
     ) -> None:
         if sample_fps is not None and not sample_fps > 0:
             raise InputError(f"sample_fps must be > 0 (or None for every frame), got {sample_fps}")
@@ -714,6 +726,9 @@ class SampledFrames:
         self.clock = MediaClock()
         #: Packets the container's edit list hides (MP4/MOV): never shown by players.
         self.hidden_packets = 0
+        #: Also yield scene changes between samples; their frame numbers are kept here.
+        self.scene_changes = scene_changes and sample_fps is not None
+        self.scene_numbers: set[int] = set()
         self.frame_cap = None if sample_fps is None else frames_per_sample_cap(sample_fps)
 
     @property
@@ -736,6 +751,7 @@ class SampledFrames:
         next_due = 0.0
         first_time: float | None = None
         since = 0  # frames since the last sample
+        previous: npt.NDArray[np.float32] | None = None
         try:
             for frame in self._decoded(stream):
                 number = self.decoded
@@ -771,11 +787,24 @@ class SampledFrames:
                         f"at {MAX_FRAME_RATE} frames/s ({self.decoded} frames by {t:.3f} s)"
                     )
                 self.last_time_s = max(self.last_time_s, t)
+                changed = False
+                if self.scene_changes:
+                    thumb = _luma_thumbnail(frame)
+                    changed = (
+                        previous is not None
+                        and thumb is not None
+                        and previous.shape == thumb.shape
+                        and float(np.abs(thumb - previous).mean()) >= SCENE_CHANGE_DIFF
+                    )
+                    previous = thumb
                 if self.interval is not None and self.frame_cap is not None:
                     since += 1
                     # Tolerance for timestamps rounded to the time base. Timestamps that
                     # crawl cannot stretch the interval past ``frame_cap`` frames.
                     if t + 1e-6 < next_due and since < self.frame_cap:
+                        if changed and len(self.scene_numbers) < MAX_SCENE_FRAMES_PER_S * (t + 1):
+                            self.scene_numbers.add(number)
+                            yield number, t, frame
                         continue
                     next_due = (int((t + 1e-6) / self.interval) + 1) * self.interval
                     since = 0
@@ -790,6 +819,29 @@ class SampledFrames:
             ) from exc
         if self.decoded == 0:
             raise NoFramesError(f"{what}: the video stream has no decodable frame")
+
+
+def _luma_thumbnail(frame: av.video.frame.VideoFrame) -> npt.NDArray[np.float32] | None:
+    """9 x 16 block means of a frame's luma, from ~36 x 64 of its pixels (~20 us);
+    None for frames without an 8-bit luma plane first (RGB, 10-bit)."""
+    if frame.format.name not in _YUV8 or frame.height < 72 or frame.width < 128:
+        return None
+    plane = frame.planes[0]
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+    luma = rows[: frame.height, : frame.width]
+    step = max(1, min(frame.height // 36, frame.width // 64))  # ~36 x 64 pixels read
+    sub = luma[::step, ::step].astype(np.float32)
+    bh, bw = sub.shape[0] // 9, sub.shape[1] // 16
+    blocks: npt.NDArray[np.float32] = (
+        sub[: bh * 9, : bw * 16].reshape(9, bh, 16, bw).mean(axis=(1, 3), dtype=np.float32)
+    )
+    return blocks
+
+
+#: Pixel formats whose first plane is 8-bit luma.
+_YUV8 = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
 
 
 def _hash_container(
@@ -812,11 +864,19 @@ def _hash_container(
         max_frame_pixels=max_frame_pixels,
         max_duration_s=max_duration_s,
         stream_index=stream_index,
+        scene_changes=True,
     )
     frames: list[FrameHash] = []
-    for index, (number, t, frame) in enumerate(sampled):
+    scene: list[FrameHash] = []
+    index = 0
+    for number, t, frame in sampled:
+        if number in sampled.scene_numbers:
+            pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
+            scene.append(FrameHash(number, quality, pdq, t))
+            continue
         if on_sample is not None:
             on_sample(index, number, t, frame)
+        index += 1
         pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
         fh = FrameHash(number, quality, pdq, t)
         if fold_bits is not None and frames and _distance(frames[-1].pdq, pdq) <= fold_bits:
@@ -835,6 +895,7 @@ def _hash_container(
         timestamp_discontinuities=sampled.clock.discontinuities,
         stream_index=sampled.stream.index,
         packets_hidden=sampled.hidden_packets,
+        scene_frames=tuple(scene),
     )
 
 
