@@ -185,3 +185,20 @@ def test_the_picked_stream_is_the_one_the_ffmpeg_program_maps(
     mapped = re.search(r"Stream #0:(\d+) -> #0:0", run.stderr)
     assert mapped is not None, run.stderr
     assert hash_video(clip).stream_index == int(mapped.group(1))
+
+
+def test_each_stream_counts_towards_the_in_request_limit(
+    store: Store, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two 3 s streams are 6 s of decoding: over a 5 s limit, the check is a job (202)."""
+    monkeypatch.setenv("SAFESTREAM_UPLOAD_DIR", str(tmp_path / "uploads"))
+    settings = ServiceSettings(max_upload_bytes=8 * 1024 * 1024, video_sync_max_s=5.0)  # type: ignore[call-arg]
+    clip = tracks(tmp_path / "two.mp4", DECOY, shots(KNOWN, 1, FPS), default=0)
+    with TestClient(create_app(store, settings=settings)) as client:
+        key = auth(KeyRepository(store).create("integrator", "test")[0])
+        r = client.post("/v1/check", files={"file": ("v.mp4", clip.read_bytes())}, headers=key)
+        assert r.status_code == 202, r.text
+        single = tmp_path / "one.mp4"
+        encode(single, shots(KNOWN, 1, FPS), fps=FPS)
+        r = client.post("/v1/check", files={"file": ("o.mp4", single.read_bytes())}, headers=key)
+        assert r.status_code == 200, r.text

@@ -230,7 +230,8 @@ async def _check_video(
                 f"{probe.width * probe.height:,} pixels, over the limit of {limit:,}; "
                 "refuse it, or raise SAFESTREAM_MAX_PIXELS if the source is trusted"
             )
-        if probe.duration_s is not None and probe.duration_s <= sync_max:
+        # Every video stream is decoded: a file of several streams costs that many passes.
+        if probe.duration_s is not None and probe.duration_s * probe.video_streams <= sync_max:
             # One decode: each sampled frame is hashed and, with classifiers, scored.
             scorer = (
                 FrameScorer(

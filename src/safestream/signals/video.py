@@ -342,6 +342,8 @@ class VideoProbe:
     #: Seconds, from the container or stream header; None when it does not say.
     duration_s: float | None
     format_name: str
+    #: Video streams in the file (each is decoded when the file is hashed).
+    video_streams: int = 1
 
 
 def probe_video(source: Path | IO[bytes] | bytes, *, name: str | None = None) -> VideoProbe:
@@ -373,6 +375,7 @@ def probe_video(source: Path | IO[bytes] | bytes, *, name: str | None = None) ->
             int(stream.codec_context.height),
             duration,
             container.format.name,
+            len(container.streams.video),
         )
     finally:
         container.close()
