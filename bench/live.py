@@ -86,18 +86,9 @@ def sample_clip(path: Path, kwargs: dict[str, Any]) -> tuple[float, Any, list[tu
 
 def every_frame_pdq(path: Path) -> dict[float, str]:
     """PDQ of every frame, fully decoded and hashed as samples are, by stream time."""
-    from safestream.signals.video import frame_pdq
+    from safestream.signals.video import frame_pdq, frames_by_time
 
-    out: dict[float, str] = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        base = float(stream.time_base)
-        first: float | None = None
-        for frame in container.decode(stream):
-            t = frame.pts * base
-            first = t if first is None else first
-            out[round(t - first, 4)] = frame_pdq(frame)[0]
-    return out
+    return {t: frame_pdq(frame)[0] for t, frame in frames_by_time(path)}
 
 
 def strategies(path: Path, repeat: int) -> list[tuple[str, float, int, int, list[int]]]:

@@ -85,18 +85,9 @@ def decoded_frames(path: Path, max_side: int | None = 512) -> dict[float, RGB]:
 
     Times are seconds since the first frame, rounded to 0.1 ms (the key samples use).
     """
-    from safestream.signals.video import frame_rgb
+    from safestream.signals.video import frame_rgb, frames_by_time
 
-    out: dict[float, RGB] = {}
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        base = float(stream.time_base)
-        first: float | None = None
-        for frame in container.decode(stream):
-            t = frame.pts * base
-            first = t if first is None else first
-            out[round(t - first, 4)] = frame_rgb(frame, max_side)
-    return out
+    return {t: frame_rgb(frame, max_side) for t, frame in frames_by_time(path)}
 
 
 def assert_samples_exact(

@@ -13,7 +13,6 @@ import av
 import numpy as np
 import pytest
 
-from safestream.live import Sampler
 from safestream.live.h264 import (
     SLICE_B,
     SLICE_I,
@@ -64,10 +63,6 @@ def encode_x264(
             out.mux(packet)
 
 
-def run(path: Path, **kwargs: Any) -> tuple[list[Any], Sampler]:
-    return sample_file(path, **kwargs)
-
-
 # (name, x264 options, container, whether P-pictures predict from I/P only)
 SETTINGS = [
     ("veryfast-pyramid", {"preset": "veryfast"}, "mpegts", True),
@@ -94,8 +89,8 @@ def test_samples_are_exact_with_and_without_the_chain(
 ) -> None:
     path = tmp_path / f"{name}.{'mp4' if fmt == 'mp4' else 'ts'}"
     encode_x264(path, options, fmt=fmt)
-    plain, s_plain = run(path, ip_chain=False, skip_loop_filter="none")
-    fast, s_fast = run(path, skip_loop_filter="none")
+    plain, s_plain = sample_file(path, ip_chain=False, skip_loop_filter="none")
+    fast, s_fast = sample_file(path, skip_loop_filter="none")
     assert len(fast) == len(plain) == SECONDS
     assert_samples_exact(fast, path, interval=1.0)
     assert s_fast.stats.bad_packets == 0
@@ -114,7 +109,7 @@ def test_chain_with_the_default_loop_filter_skip_is_still_exact(tmp_path: Path) 
     """Samples are I/P pictures others reference: ``noref`` never touches them."""
     path = tmp_path / "noref.ts"
     encode_x264(path, {"preset": "veryfast"})
-    samples, sampler = run(path)  # the defaults
+    samples, sampler = sample_file(path)  # the defaults
     assert sampler.stats.b_references_skipped > 0
     assert_samples_exact(samples, path, interval=1.0)
 
@@ -122,13 +117,13 @@ def test_chain_with_the_default_loop_filter_skip_is_still_exact(tmp_path: Path) 
 def test_one_second_gop_drains_early_and_decodes_one_picture_per_sample(tmp_path: Path) -> None:
     path = tmp_path / "gop1.ts"
     encode_x264(path, {"preset": "veryfast"}, gop_s=1)
-    samples, sampler = run(path)
+    samples, sampler = sample_file(path)
     assert [s.keyframe for s in samples] == [True] * SECONDS
     assert_samples_exact(samples, path, interval=1.0)
     # The first GOP's length is not known yet: its keyframe waits for the reorder delay.
     assert sampler.stats.early_drains == SECONDS - 1
     assert sampler.stats.frames_decoded <= SECONDS + 3
-    _, s_late = run(path, early_drain=False)
+    _, s_late = sample_file(path, early_drain=False)
     assert s_late.stats.frames_decoded > sampler.stats.frames_decoded
 
 
@@ -136,7 +131,7 @@ def test_b_frames_without_pyramid_need_no_chain(tmp_path: Path) -> None:
     """Unreferenced B-pictures only: nothing for the chain to add, nothing lost."""
     path = tmp_path / "nopyramid.ts"
     encode_x264(path, {"preset": "veryfast", "x264-params": "b-pyramid=none"})
-    samples, sampler = run(path, skip_loop_filter="none")
+    samples, sampler = sample_file(path, skip_loop_filter="none")
     assert sampler.stats.b_references_skipped == 0 and sampler.stats.chain_fallbacks == 0
     assert sampler.stats.unreferenced > 0
     assert_samples_exact(samples, path, interval=1.0)
@@ -263,7 +258,7 @@ def test_malformed_headers_turn_the_chain_off_and_lose_nothing(tmp_path: Path) -
             copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
             copy.stream = s_out
             out.mux(copy)
-    samples, sampler = run(bad, skip_loop_filter="none")
+    samples, sampler = sample_file(bad, skip_loop_filter="none")
     assert sampler.stats.chain_fallbacks >= 1
     assert sampler.stats.chain_fallback_reason
     assert len(samples) == SECONDS
@@ -357,7 +352,7 @@ def test_a_due_packet_that_gives_no_frame_does_not_loop(tmp_path: Path) -> None:
     result: dict[str, Any] = {}
 
     def sample() -> None:
-        result["samples"], result["sampler"] = run(bad)
+        result["samples"], result["sampler"] = sample_file(bad)
 
     worker = threading.Thread(target=sample, daemon=True)
     worker.start()
@@ -408,7 +403,7 @@ def test_corrupted_and_dropped_packets_never_crash_or_hang_the_chain(tmp_path: P
                 chain: bool = chain, result: dict[str, Any] = result, path: Path = path
             ) -> None:
                 try:
-                    samples, _ = run(path, ip_chain=chain, early_drain=chain)
+                    samples, _ = sample_file(path, ip_chain=chain, early_drain=chain)
                     result["n"] = len(samples)
                 except StreamError:
                     result["n"] = -1

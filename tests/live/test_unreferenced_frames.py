@@ -67,10 +67,6 @@ def encode_b(path: Path, frames: Sequence[np.ndarray], *, codec: str = "libx264"
             out.mux(packet)
 
 
-def run(path: Path, **kwargs: Any) -> tuple[list[Any], Sampler]:
-    return sample_file(path, **kwargs)
-
-
 FULL = {"strategy": "all", "skip_loop_filter": "none", "drop_unreferenced": False}
 
 
@@ -81,11 +77,11 @@ def bits(a: str, b: str) -> int:
 def test_unreferenced_b_frames_are_dropped_and_samples_stay_in_time(tmp_path: Path) -> None:
     path = tmp_path / "b.ts"
     encode_b(path, moving(shots([other_frame(2000 + i) for i in range(8)], 1, FPS)))
-    every, _ = run(path, **FULL)
+    every, _ = sample_file(path, **FULL)
     # Dropping alone (the I/P chain and early drains skip more: tested in test_ip_chain).
     only_drop = {"ip_chain": False, "early_drain": False}
-    kept, s_kept = run(path, drop_unreferenced=False, skip_loop_filter="none", **only_drop)
-    dropped, s_drop = run(path, skip_loop_filter="none", **only_drop)
+    kept, s_kept = sample_file(path, drop_unreferenced=False, skip_loop_filter="none", **only_drop)
+    dropped, s_drop = sample_file(path, skip_loop_filter="none", **only_drop)
     assert s_kept.stats.unreferenced == 0
     assert s_drop.stats.unreferenced > 0
     assert s_drop.stats.packets_decoded + s_drop.stats.packets_skipped == s_drop.stats.packets
@@ -107,7 +103,7 @@ def test_default_loop_filter_skip_drifts_few_pdq_bits(tmp_path: Path) -> None:
     frames = decoded_frames(path)
     for kwargs in ({"ip_chain": False, "early_drain": False}, {}):
         # lazy + drop + skip_loop_filter=noref, then the defaults (I/P chain too)
-        fast, sampler = run(path, **kwargs)
+        fast, sampler = sample_file(path, **kwargs)
         assert sampler.stats.unreferenced > 0
         assert len(fast) == 6
         drift = [
@@ -122,8 +118,8 @@ def test_hevc_unreferenced_pictures_are_dropped(tmp_path: Path) -> None:
     encode_b(
         path, moving(shots([other_frame(2200 + i) for i in range(6)], 1, FPS)), codec="libx265"
     )
-    every, _ = run(path, **FULL)
-    lazy, sampler = run(path, skip_loop_filter="none")
+    every, _ = sample_file(path, **FULL)
+    lazy, sampler = sample_file(path, skip_loop_filter="none")
     assert sampler.stats.unreferenced > 0
     assert sampler.stats.bad_packets == 0
     assert len(lazy) == len(every) == 6
@@ -141,8 +137,8 @@ def test_stream_joined_mid_gop_with_b_frames_loses_no_sample(tmp_path: Path) -> 
                 continue
             packet.stream = s_out
             out.mux(packet)
-    every, _ = run(cut, **FULL)
-    lazy, sampler = run(cut, skip_loop_filter="none")
+    every, _ = sample_file(cut, **FULL)
+    lazy, sampler = sample_file(cut, skip_loop_filter="none")
     assert len(lazy) == len(every) >= 5
     assert sampler.stats.unreferenced > 0
     assert_samples_exact(lazy, cut, interval=1.0)

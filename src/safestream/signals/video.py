@@ -847,6 +847,21 @@ _YUV8 = frozenset(
 )
 
 
+def frames_by_time(path: Path) -> Iterator[tuple[float, av.video.frame.VideoFrame]]:
+    """Every frame of a video's first stream, fully decoded, with its seconds since the
+    first frame rounded to 0.1 ms: the reference that tests and benchmarks compare
+    samples with (raw timestamps, no :class:`MediaClock`)."""
+    lib = require_av()
+    with lib.open(str(path)) as container:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        first: float | None = None
+        for frame in container.decode(stream):
+            t = frame.pts * base
+            first = t if first is None else first
+            yield round(t - first, 4), frame
+
+
 def _hash_container(
     container: av.container.InputContainer,
     md5: str,
