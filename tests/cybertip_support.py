@@ -9,7 +9,8 @@ a queue consumed by the next calls to that path):
 - ``"503"`` / ``"429"``: that status, nothing done;
 - ``"drop"``: the connection is closed before anything is done;
 - ``"drop_after"``: the request takes effect, then the connection is closed;
-- ``"invalid"``: a validation refusal (HTTP 400, responseCode 1100).
+- ``"invalid"``: a validation refusal (HTTP 400, responseCode 1100);
+- ``"401"``: the credentials refused (as when they are revoked mid-flow).
 
 ``TEST_XSD`` is a small schema of our own that fixes the element order we emit
 (NCMEC's XSD may not be redistributed and is not in this repository).
@@ -310,6 +311,8 @@ def _handler(fake: FakeCybertip) -> type[BaseHTTPRequestHandler]:
                     status, text = 0, ""
                 elif fault in ("503", "429"):
                     status, text = int(fault), "<html>busy</html>"
+                elif fault == "401":
+                    status, text = 401, response_xml(CODE_AUTH, "injected authentication failure")
                 elif fault == "invalid":
                     status, text = 400, response_xml(CODE_INVALID, "injected validation failure")
                 else:

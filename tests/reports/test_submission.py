@@ -463,3 +463,46 @@ def test_timeliness_from_a_submitted_report(store: Store) -> None:
     # detected at T0 + 1 min (synthetic), reviewed now: far more than 24 hours
     assert stages["detected_to_reviewed"]["within_24h_share"] == 0.0
     assert stages["submitted_to_finished"]["within_24h_share"] == 1.0
+
+
+@pytest.mark.parametrize(("path", "fault"), [("/upload", "503"), ("/fileinfo", "drop")])
+def test_an_outage_after_submit_keeps_the_remote_report_and_resumes_it(
+    store: Store, path: str, fault: str
+) -> None:
+    """An outage is not a refusal: no /retract, no second remote report, one /finish."""
+    rs = built_report(store, files=1)
+    rid = report_id(rs)
+    files = lambda *_: FileSource(b"bytes", "image/png")  # noqa: E731
+    with running() as fake:
+        fake.path_faults[path] = [fault] * 4  # outlasts two runs of two attempts each
+        for _ in range(2):
+            with pytest.raises(CybertipUnavailable):
+                service(rs, fake, files=files, attempts=2).submit(rid, actor="le")
+            state = SubmissionRepository(store).get(rid)
+            assert state.status == "in_progress" and state.remote_report_id is not None
+            assert state.retracted == []
+            assert f"hotline report {state.remote_report_id} kept" in (state.last_error or "")
+        assert fake.count("/retract") == 0 and fake.count("/submit") == 1
+        assert fake.count(path) == 4
+        out = service(rs, fake, files=files).submit(rid, actor="le")
+        assert out["status"] == "finished" and out["remote_report_id"] == state.remote_report_id
+        assert fake.count("/submit") == 1 and fake.count("/finish") == 1
+        assert fake.in_state("finished") == [state.remote_report_id]
+        assert fake.in_state("retracted") == []
+    assert rs.cases.get(rs.get(rid).case_id).status == "reported"
+
+
+def test_credentials_refused_mid_flow_keep_the_remote_report(store: Store) -> None:
+    """Revoked credentials say nothing about the report: it is resumed, not retracted."""
+    rs = built_report(store, files=1)
+    rid = report_id(rs)
+    with running() as fake:
+        fake.path_faults["/fileinfo"] = ["401"]
+        with pytest.raises(CybertipAuthError):
+            service(rs, fake).submit(rid, actor="le")
+        state = SubmissionRepository(store).get(rid)
+        assert state.status == "in_progress" and state.remote_report_id is not None
+        assert fake.count("/retract") == 0
+        out = service(rs, fake).submit(rid, actor="le")
+        assert out["remote_report_id"] == state.remote_report_id
+        assert fake.count("/submit") == 1 and fake.in_state("finished") == [out["remote_report_id"]]

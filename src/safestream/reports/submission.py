@@ -22,7 +22,9 @@ report refuses to be submitted again. A report is *filed* only by ``/finish``,
 and ``/finish`` is only ever sent for the one persisted remote id, so no
 report is filed twice. (A connection lost after a ``/submit`` was sent but
 before its answer may leave an unfinished report at the hotline, which is
-never filed; NCMEC's API has no idempotency key to prevent that.)
+never filed; NCMEC's API has no idempotency key to prevent that.) Only a
+refusal of the report's content retracts the remote report; an outage keeps
+it, and the next run resumes it.
 
 Element names, response codes and endpoints are modelled on NCMEC's public
 documentation and have not been checked against the live service: run against
@@ -653,11 +655,28 @@ class SubmissionService:
         return state
 
     def _failed(self, client: CybertipClient, report_id: int, exc: CybertipError) -> None:
-        """Retract the unfinished remote report; the next run starts afresh (or resumes)."""
+        """After a failed run: retract the unfinished remote report only if it was refused.
+
+        A refusal of the report's content (:class:`CybertipRejected`) cannot be
+        finished as it is: the remote report is retracted and the next run starts
+        afresh. An outage (:class:`CybertipUnavailable`: connection errors, 5xx,
+        429 past every retry) or refused credentials say nothing about the report:
+        its remote id and finished steps are kept and the next run resumes it, so an
+        outage never turns into a retract and a second remote report.
+        """
         state = self.repo.get(report_id)
         message = f"{type(exc).__name__}: {exc}"
         if state.remote_report_id is None:
             self.repo.update(report_id, last_error=message)
+            return
+        if not isinstance(exc, CybertipRejected):
+            self.repo.update(
+                report_id,
+                last_error=(
+                    f"{message}; hotline report {state.remote_report_id} kept, "
+                    "the next run resumes it"
+                ),
+            )
             return
         try:
             client.retract(state.remote_report_id)
