@@ -188,8 +188,14 @@ def test_viewing_needs_reason_and_is_blurred_and_audited(
 
 
 def test_tampered_evidence_is_a_clear_error(
-    client: TestClient, keys: dict[Role, str], evidence: EvidenceStore
+    client: TestClient,
+    keys: dict[Role, str],
+    evidence: EvidenceStore,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """409 (never a 500, never the bytes) on every route that reads it, audited."""
     eid = _preserve(client, keys[Role.LE_LIAISON], png(6))
     path: Path = evidence.directory / evidence.record(eid).path
     raw = bytearray(path.read_bytes())
@@ -200,9 +206,34 @@ def test_tampered_evidence_is_a_clear_error(
         params={"reason": "look", "original": "true"},
         headers=auth(keys[Role.REVIEWER]),
     )
-    assert r.status_code == 500
+    assert r.status_code == 409
     assert r.json()["kind"] == "evidence_integrity"
     assert "authentication failed" in r.json()["detail"]
+    # A response package that would hold it fails the same way, before any ZIP is made.
+    monkeypatch.setenv("SAFESTREAM_EXPORT_SIGNING_KEY", str(tmp_path / "signing.pem"))
+    from safestream.requests.package import load_signing_key
+
+    load_signing_key(tmp_path / "signing.pem", create=True)
+    h = auth(keys[Role.LE_LIAISON])
+    rid = client.post("/v1/requests", json=REQUEST, headers=h).json()["id"]
+    r = client.post(f"/v1/requests/{rid}/export", json={"reason": "order 2026/17"}, headers=h)
+    assert r.status_code == 409, r.text
+    assert r.json()["kind"] == "evidence_integrity"
+    # Each failed read is on the audit chain, after the access attempt it follows.
+    events = [
+        e
+        for e in AuditRepository(store).list_events(object_id=eid)
+        if e.object_type == "evidence" and e.action != "evidence.preserve"
+    ]
+    actions = [e.action for e in events]
+    assert actions == [
+        "evidence.view_original",
+        "evidence.integrity_failure",
+        "evidence.export",
+        "evidence.integrity_failure",
+    ]
+    assert "authentication failed" in events[1].detail["error"]
+    assert AuditRepository(store).verify().ok
 
 
 def test_non_image_needs_original(client: TestClient, keys: dict[Role, str]) -> None:
@@ -276,10 +307,10 @@ def test_tamper_missing_and_storage_check_over_http_on_each_backend(
         any_evidence.backend.put_atomic(path, bytes(raw))
         view = {"reason": "look", "original": "true"}
         r = c.get(f"/v1/evidence/{eid}/content", params=view, headers=h)
-        assert r.status_code == 500 and r.json()["kind"] == "evidence_integrity"
+        assert r.status_code == 409 and r.json()["kind"] == "evidence_integrity"
         any_evidence.backend.delete(path)
         r = c.get(f"/v1/evidence/{eid}/content", params=view, headers=h)
-        assert r.status_code == 500 and "missing from" in r.json()["detail"]
+        assert r.status_code == 409 and "missing from" in r.json()["detail"]
         bad = c.get("/v1/evidence/storage/check", headers=h).json()
         assert not bad["ok"] and bad["missing"] == [eid]
 

@@ -48,6 +48,7 @@ from safestream.errors import (
     SafestreamError,
     error_kind,
 )
+from safestream.evidence.errors import EvidenceIntegrityError, EvidenceStorageError
 from safestream.signals.video import VideoError, VideoTooLargeError
 from safestream.store.banks import BankRepository
 from safestream.store.db import Store
@@ -62,8 +63,12 @@ def status_for(exc: SafestreamError) -> int:
     """The HTTP status of one of our errors."""
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError | EvidenceIntegrityError):
+        # Integrity: stored evidence fails its checks (tampered, missing, wrong key); the
+        # record's state conflicts with serving it. Audited; see EvidenceStore.get.
         return 409
+    if isinstance(exc, EvidenceStorageError):
+        return 503  # the bucket or disk is unreachable: retry later
     if isinstance(exc, DecompressionBombError | VideoTooLargeError):
         return 413
     if isinstance(exc, ImageError | VideoError):

@@ -46,8 +46,9 @@ class ReasonIn(BaseModel):
 
 
 def _integrity(exc: EvidenceIntegrityError) -> Response:
-    # Not the caller's fault and not a generic 500: say exactly what failed.
-    return JSONResponse({"detail": str(exc), "kind": "evidence_integrity"}, status_code=500)
+    # The record exists but its stored bytes fail their checks: the resource's state
+    # conflicts with serving it (409), said exactly; never a 500, never garbage.
+    return JSONResponse({"detail": str(exc), "kind": "evidence_integrity"}, status_code=409)
 
 
 def _unavailable(exc: EvidenceStorageError) -> Response:

@@ -9,7 +9,9 @@ class EvidenceIntegrityError(SafestreamError):
     """Stored evidence failed authentication or its SHA-256 check; nothing is returned.
 
     Raised for altered ciphertext, a wrong key, a missing or swapped file. It is
-    never a caller's mistake: investigate the storage and restore from backup.
+    never a caller's mistake: investigate the storage and restore from backup. The
+    API answers 409 ``evidence_integrity`` and the failed read is audited
+    (``evidence.integrity_failure``).
     """
 
 

@@ -338,7 +338,20 @@ class EvidenceStore:
             detail={"key_id": record.key_id, **(detail or {})},
             now=self.clock(),
         )
-        return self._decrypt(record)
+        try:
+            return self._decrypt(record)
+        except EvidenceIntegrityError as exc:
+            # A failed check is a custody event in its own right: on the audit chain.
+            self.audit.append(
+                actor=actor,
+                action="evidence.integrity_failure",
+                object_type="evidence",
+                object_id=evidence_id,
+                reason=reason,
+                detail={"key_id": record.key_id, "error": str(exc)},
+                now=self.clock(),
+            )
+            raise
 
     def verify(self, evidence_id: str) -> None:
         """Decrypt and check one object without returning it (integrity scan)."""
