@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,12 @@ _BATCH = 50_000
 SNAPSHOT_FORMAT = 1
 #: Save a snapshot when building replayed more changes than this.
 SNAPSHOT_AFTER_CHANGES = 10_000
-#: How long a skipped change-log number is looked for before it is taken as rolled back.
+#: SQLite: how long a skipped change-log number is looked for before it is taken as
+#: rolled back (seconds).
 GAP_TTL_S = 120.0
+#: PostgreSQL: how old a gap must be before its transaction-id bound is taken, the
+#: margin for a transaction between taking a number and getting its own id (seconds).
+GAP_MIN_AGE_S = 5.0
 #: At most this many skipped numbers are tracked per jump in the log.
 MAX_GAPS = 10_000
 
@@ -49,6 +54,23 @@ class Hit:
     query_index: int
 
 
+@dataclass(frozen=True)
+class _Gap:
+    """A skipped change-log number: when it was noticed, and its bound on PostgreSQL."""
+
+    noticed_at: float  # Matcher.clock seconds
+    #: A transaction id above that of any transaction that could hold the number.
+    xid_bound: int | None = None
+
+
+def _gap_settled(gap: _Gap, now: float, xmin: int | None) -> bool:
+    """Whether a gap still missing after the lookup can be dropped (``xmin``: None on SQLite)."""
+    age_s = now - gap.noticed_at
+    if xmin is None:
+        return age_s > GAP_TTL_S
+    return gap.xid_bound is not None and xmin >= gap.xid_bound and age_s >= GAP_MIN_AGE_S
+
+
 class Matcher:
     """Indexes of all bank entries plus the bank settings snapshot."""
 
@@ -58,8 +80,10 @@ class Matcher:
         self.exact: dict[str, ExactIndex] = defaultdict(ExactIndex)
         self.banks: dict[int, Bank] = {}
         self.last_seq = 0
-        #: Skipped sequence numbers -> when first noticed (monotonic seconds).
-        self._gaps: dict[int, float] = {}
+        #: Seconds for the age of gaps (monotonic; replaceable in tests).
+        self.clock: Callable[[], float] = time.monotonic
+        #: Skipped sequence numbers, looked up again at each refresh.
+        self._gaps: dict[int, _Gap] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -164,10 +188,10 @@ class Matcher:
         """Gaps just below the starting position may be transactions still in flight."""
         recent = self.repo.change_seqs_between(max(0, self.last_seq - MAX_GAPS), self.last_seq)
         present = set(recent)
-        now = time.monotonic()
+        noticed = _Gap(self.clock())
         for seq in range(max(1, self.last_seq - MAX_GAPS + 1), self.last_seq + 1):
             if seq not in present and recent and seq > recent[0]:
-                self._gaps.setdefault(seq, now)
+                self._gaps.setdefault(seq, noticed)
 
     def _apply(self, change: EntryChange) -> None:
         if change.signal_type == "pdq":
@@ -184,13 +208,33 @@ class Matcher:
 
     def _note_gaps(self, seqs: list[int]) -> None:
         """Remember sequence numbers skipped over: they may still commit."""
-        now = time.monotonic()
+        noticed = _Gap(self.clock())  # after the read: no earlier than the numbers were taken
         expected = self.last_seq + 1
         for seq in seqs:
             if seq > expected:
                 for missing in range(max(expected, seq - MAX_GAPS), seq):
-                    self._gaps.setdefault(missing, now)
+                    self._gaps.setdefault(missing, noticed)
             expected = max(expected, seq + 1)
+
+    def _bound_gaps(self) -> None:
+        """Give the gaps at least ``GAP_MIN_AGE_S`` old a transaction-id bound (PostgreSQL)."""
+        if self.repo.store.dialect != "postgresql":
+            return
+        now = self.clock()
+        due = [
+            q
+            for q, g in self._gaps.items()
+            if g.xid_bound is None and now - g.noticed_at >= GAP_MIN_AGE_S
+        ]
+        if due:
+            bound = self.repo.fresh_xid()
+            for q in due:
+                self._gaps[q] = _Gap(self._gaps[q].noticed_at, bound)
+
+    def pending_gaps(self) -> list[int]:
+        """Sequence numbers skipped over and still looked for (ascending)."""
+        with self._lock:
+            return sorted(self._gaps)
 
     def refresh(self) -> int:
         """Apply store changes since the last refresh; return how many were applied.
@@ -198,20 +242,41 @@ class Matcher:
         On PostgreSQL a change can commit after one with a higher sequence
         number (sequences are taken at insert, not at commit), so numbers
         skipped over are kept as *gaps* and looked up again on later refreshes
-        until they appear or ``GAP_TTL_S`` passes (a rolled-back insert leaves
-        a gap for ever). Applying a late change is safe: an entry's removal
-        cannot commit before its addition.
+        until they appear. Applying a late change is safe: an entry's removal
+        cannot commit before its addition. A gap that never fills (a
+        rolled-back insert leaves one for ever) is dropped:
+
+        - on PostgreSQL, as soon as no transaction that could hold its number
+          is left, however long one runs. At the first refresh at which the
+          gap is at least ``GAP_MIN_AGE_S`` old, a fresh transaction id X is
+          taken (:meth:`BankRepository.fresh_xid`). Transaction ids are handed
+          out in increasing order, and the holder of the number had its own by
+          then: it gets one at the latest when it writes the row that takes the
+          number (the age is the margin for that), so its id is below X. The
+          gap is dropped at a later refresh when the snapshot's xmin -- the
+          oldest transaction still running, read *before* the gaps are looked
+          up -- is at least X: every transaction below X has ended, and the
+          lookup after saw what they committed.
+        - on SQLite, which serialises writers (gaps come only from deleted
+          rows), ``GAP_TTL_S`` after it was noticed.
         """
         with self._lock:
             applied = 0
             if self._gaps:
+                # xmin BEFORE the lookup (READ COMMITTED: each statement sees what
+                # committed before it), so a holder of a missing number still runs
+                # here or is seen by the lookup. In the other order, one that
+                # commits between the two would be missed by the lookup and no
+                # longer hold xmin back: a lost change.
+                snapshot = self.repo.snapshot_xids()
+                xmin = snapshot[0] if snapshot is not None else None
                 late = self.repo.changes_with_seqs(sorted(self._gaps))
                 for change in late:
                     self._apply(change)
                     self._gaps.pop(change.seq, None)
                     applied += 1
-                cutoff = time.monotonic() - GAP_TTL_S
-                self._gaps = {q: t for q, t in self._gaps.items() if t >= cutoff}
+                now = self.clock()
+                self._gaps = {q: g for q, g in self._gaps.items() if not _gap_settled(g, now, xmin)}
             while True:
                 changes = self.repo.changes_since(self.last_seq)
                 if not changes:
@@ -221,6 +286,7 @@ class Matcher:
                     self._apply(change)
                     self.last_seq = change.seq
                     applied += 1
+            self._bound_gaps()
             self.banks = {b.id: b for b in self.repo.list_banks(with_counts=False)}
             return applied
 

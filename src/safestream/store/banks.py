@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from safestream.banks.formats import HashRecord
 from safestream.banks.model import BANK_NAME_PATTERN, Bank, BankEntry, EntryChange
 from safestream.errors import ConflictError, InputError, NotFoundError
-from safestream.store.db import Store
+from safestream.store.db import Store, fresh_xid, snapshot_xids
 from safestream.store.models import (
     BankEntryRow,
     BankRow,
@@ -359,6 +359,21 @@ class BankRepository:
                     .order_by(EntryChangeRow.seq)
                 ).all()
             )
+
+    def snapshot_xids(self) -> tuple[int, int] | None:
+        """The current snapshot's (xmin, xmax) on PostgreSQL, None elsewhere (change-log gaps).
+
+        See :func:`safestream.store.db.snapshot_xids`.
+        """
+        with self.store.engine.connect() as conn:
+            return snapshot_xids(conn)
+
+    def fresh_xid(self) -> int | None:
+        """A transaction id above every one assigned so far (PostgreSQL; None elsewhere).
+
+        See :func:`safestream.store.db.fresh_xid`.
+        """
+        return fresh_xid(self.store.engine)
 
     def iter_all_entries(self, *, batch_size: int = 50_000) -> Iterator[tuple[int, int, str, str]]:
         """Stream (entry id, bank id, signal type, value) of every entry."""

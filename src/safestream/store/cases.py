@@ -9,9 +9,24 @@ PostgreSQL and by the write lock (``BEGIN IMMEDIATE``) on SQLite, and
 On PostgreSQL ids are taken at insert, not at commit: a check record with id 10
 can commit after id 11 was read and the cursor moved past it. Ids skipped over
 are therefore kept as *gaps* (in ``store_meta`` too, so every process shares
-them) and looked up again at each ingestion until they appear or ``GAP_TTL_S``
-has passed since they were noticed (a rolled-back insert leaves a hole for
-ever) -- the approach of :meth:`safestream.engine.matcher.Matcher.refresh`.
+them) and looked up again at each ingestion until they appear. A gap that never
+fills (a rolled-back insert leaves a hole for ever) is dropped:
+
+- on PostgreSQL, as soon as no transaction that could hold its id is left,
+  however long one runs. At the first ingestion at which the gap is at least
+  ``GAP_MIN_AGE_S`` old, a fresh transaction id X is taken
+  (:func:`safestream.store.db.fresh_xid`). Transaction ids are handed out in
+  increasing order, and the holder of the missing id had its own by then: it
+  gets one at the latest when it writes the row that takes the check id (the
+  age is the margin for that), so its id is below X. The gap is dropped at a
+  later ingestion when the snapshot's xmin -- the oldest transaction still
+  running, read *before* the gaps are looked up -- is at least X: every
+  transaction below X has ended, and the lookup after saw what they committed.
+- on SQLite, which serialises writers so that holes come only from deleted
+  rows, and for gaps stored by an earlier version (``{id: iso}``, without X),
+  ``GAP_TTL_S`` after it was noticed.
+
+The approach of :meth:`safestream.engine.matcher.Matcher.refresh`.
 """
 
 from __future__ import annotations
@@ -20,7 +35,7 @@ import builtins
 import heapq
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -38,7 +53,7 @@ from safestream.cases.model import (
 )
 from safestream.errors import ConflictError, NotFoundError
 from safestream.store.audit import AuditRepository
-from safestream.store.db import Store
+from safestream.store.db import Store, fresh_xid, snapshot_xids
 from safestream.store.jobs import write_transaction
 from safestream.store.models import (
     CaseEventRow,
@@ -57,12 +72,40 @@ CHECKS = cast(Table, CheckRow.__table__)
 REPORTS = cast(Table, ReportRow.__table__)
 META = cast(Table, StoreMetaRow.__table__)
 CURSOR_KEY = "cases.check_cursor"
-#: Skipped check ids (JSON: id -> when first noticed), looked up again at each ingestion.
+#: Skipped check ids, looked up again at each ingestion (JSON: id -> ``{"noticed_at": iso,
+#: "xid_bound": X or null}``; an earlier version wrote id -> iso, still read).
 GAPS_KEY = "cases.check_gaps"
-#: How long a skipped check id is looked for before it is taken as rolled back (seconds).
+#: SQLite, and gaps without a transaction-id bound: how long a skipped check id is
+#: looked for before it is taken as rolled back (seconds).
 GAP_TTL_S = 600.0
+#: PostgreSQL: how old a gap must be before its transaction-id bound is taken, the
+#: margin for a transaction between taking an id and getting its own (seconds).
+GAP_MIN_AGE_S = 5.0
 #: At most this many skipped ids are tracked (the newest are kept).
 MAX_GAPS = 10_000
+
+
+@dataclass(frozen=True)
+class _Gap:
+    """A skipped check id: when it was noticed, and the bound that settles it on PostgreSQL."""
+
+    noticed_at: datetime
+    #: A transaction id above that of any transaction that could hold the id (None until taken).
+    xid_bound: int | None = None
+    #: Stored by an earlier version (``{id: iso}``): it expires by ``GAP_TTL_S`` only.
+    legacy: bool = False
+
+
+def _gap_settled(gap: _Gap, now: datetime, xmin: int | None) -> bool:
+    """Whether a gap still missing after the lookup can be dropped.
+
+    ``xmin`` is the snapshot's oldest running transaction read before the
+    lookup, None on SQLite.
+    """
+    age_s = (now - gap.noticed_at).total_seconds()
+    if xmin is None or gap.legacy:
+        return age_s > GAP_TTL_S
+    return gap.xid_bound is not None and xmin >= gap.xid_bound and age_s >= GAP_MIN_AGE_S
 
 
 def _check_record(m: Any) -> dict[str, Any]:
@@ -132,6 +175,13 @@ class CaseRepository:
             cursor = int(raw) if raw is not None else 0
             gaps = self._read_gaps(conn)
             now = utcnow()
+            # The oldest running transaction is read BEFORE the gaps are looked up
+            # (READ COMMITTED: each statement sees what committed before it), so a
+            # holder of a missing id still runs here or is seen by the lookup. In
+            # the other order, one that commits between the two statements would
+            # be missed by the lookup and no longer hold xmin back: a lost record.
+            snapshot = snapshot_xids(conn) if gaps else None
+            xmin = snapshot[0] if snapshot is not None else None
             late: list[Any] = []
             ids = sorted(gaps)
             for start in range(0, len(ids), 1000):
@@ -145,20 +195,22 @@ class CaseRepository:
             for row in late:
                 gaps.pop(int(row._mapping["id"]), None)
                 added += self._consider(conn, row._mapping, config)
-            cutoff = now - timedelta(seconds=GAP_TTL_S)
-            gaps = {i: t for i, t in gaps.items() if t >= cutoff}
+            gaps = {i: g for i, g in gaps.items() if not _gap_settled(g, now, xmin)}
             rows = conn.execute(
                 select(CHECKS).where(CHECKS.c.id > cursor).order_by(CHECKS.c.id).limit(limit)
             ).all()
+            noticed = _Gap(utcnow())  # after the read: no earlier than the ids were taken
             for row in rows:
                 m = row._mapping
                 row_id = int(m["id"])
                 for missing in range(max(cursor + 1, row_id - MAX_GAPS), row_id):
-                    gaps.setdefault(missing, now)
+                    gaps.setdefault(missing, noticed)
                 cursor = max(cursor, row_id)
                 added += self._consider(conn, m, config)
             if len(gaps) > MAX_GAPS:
                 gaps = dict(sorted(gaps.items())[-MAX_GAPS:])
+            if self.store.dialect == "postgresql":
+                self._bound_gaps(gaps)
             self._write_meta(conn, CURSOR_KEY, str(cursor), exists=raw is not None)
             self._write_gaps(conn, gaps)
         return added, len(rows)
@@ -183,17 +235,42 @@ class CaseRepository:
         self._add_event(conn, m, kind.value, config)
         return 1
 
+    def _bound_gaps(self, gaps: dict[int, _Gap]) -> None:
+        """Give the gaps at least ``GAP_MIN_AGE_S`` old a transaction-id bound (PostgreSQL)."""
+        now = utcnow()
+        due = [
+            i
+            for i, g in gaps.items()
+            if g.xid_bound is None
+            and not g.legacy
+            and (now - g.noticed_at).total_seconds() >= GAP_MIN_AGE_S
+        ]
+        if not due:
+            return
+        # A transaction of its own: this one may have taken its id (inserting the
+        # events above) before the holder of a missing id took its own.
+        bound = fresh_xid(self.store.engine)
+        for i in due:
+            gaps[i] = replace(gaps[i], xid_bound=bound)
+
     @staticmethod
-    def _read_gaps(conn: Connection) -> dict[int, datetime]:
+    def _read_gaps(conn: Connection) -> dict[int, _Gap]:
         raw = conn.execute(select(META.c.value).where(META.c.key == GAPS_KEY)).scalar()
         if not raw:
             return {}
         try:
-            data = json.loads(raw)
-            return {
-                int(k): datetime.fromisoformat(v).astimezone(UTC) for k, v in dict(data).items()
-            }
-        except (ValueError, TypeError):  # damaged: start afresh rather than stop ingesting
+            gaps: dict[int, _Gap] = {}
+            for k, v in dict(json.loads(raw)).items():
+                if isinstance(v, str):  # the format of an earlier version: id -> iso
+                    gaps[int(k)] = _Gap(datetime.fromisoformat(v).astimezone(UTC), legacy=True)
+                    continue
+                bound = v["xid_bound"]
+                gaps[int(k)] = _Gap(
+                    datetime.fromisoformat(v["noticed_at"]).astimezone(UTC),
+                    xid_bound=None if bound is None else int(bound),
+                )
+            return gaps
+        except (ValueError, TypeError, KeyError):  # damaged: start afresh, keep ingesting
             return {}
 
     @staticmethod
@@ -203,8 +280,17 @@ class CaseRepository:
         else:
             conn.execute(insert(META).values(key=key, value=value))
 
-    def _write_gaps(self, conn: Connection, gaps: dict[int, datetime]) -> None:
-        value = json.dumps({str(k): v.isoformat() for k, v in sorted(gaps.items())})
+    def _write_gaps(self, conn: Connection, gaps: dict[int, _Gap]) -> None:
+        value = json.dumps(
+            {
+                str(k): (
+                    g.noticed_at.isoformat()  # kept as it was read: it has no bound
+                    if g.legacy
+                    else {"noticed_at": g.noticed_at.isoformat(), "xid_bound": g.xid_bound}
+                )
+                for k, g in sorted(gaps.items())
+            }
+        )
         exists = conn.execute(select(META.c.key).where(META.c.key == GAPS_KEY)).first()
         if exists is None and not gaps:
             return

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -106,6 +106,42 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def snapshot_xids(conn: Connection) -> tuple[int, int] | None:
+    """The ``(xmin, xmax)`` of the current statement's snapshot on PostgreSQL; None elsewhere.
+
+    xmin is the oldest transaction id still running: every lower one has ended,
+    committed or rolled back. xmax is one past the newest transaction that has
+    *ended*, so a running transaction can hold an id at or above it: xmax is no
+    bound on the ids in flight (that is :func:`fresh_xid`). The values are
+    64-bit (xid8), which never wrap around (PostgreSQL >= 13).
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    row = conn.execute(
+        text(
+            "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text"
+            " FROM pg_current_snapshot() AS s"
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def fresh_xid(engine: Engine) -> int | None:
+    """A transaction id above every one assigned before the call (PostgreSQL; None elsewhere).
+
+    It is taken by a short transaction of its own (``pg_current_xact_id()``,
+    committed at once): ids are handed out in increasing order, so every
+    transaction that already had one has a lower id, and once a snapshot's
+    xmin reaches this value all of them have ended. The caller's own
+    transaction would not do: it may have taken its id before the moment that
+    matters. Costs one transaction id, so call it only when there is a use.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.begin() as conn:
+        return int(conn.execute(text("SELECT pg_current_xact_id()::text")).scalar_one())
 
 
 class Store:
