@@ -9,11 +9,12 @@ a queue consumed by the next calls to that path):
 - ``"503"`` / ``"429"``: that status, nothing done;
 - ``"drop"``: the connection is closed before anything is done;
 - ``"drop_after"``: the request takes effect, then the connection is closed;
-- ``"invalid"``: a validation refusal (HTTP 400, responseCode 1100);
+- ``"invalid"``: a validation refusal (HTTP 400, responseCode 4100);
 - ``"401"``: the credentials refused (as when they are revoked mid-flow).
 
-``TEST_XSD`` is a small schema of our own that fixes the element order we emit
-(NCMEC's XSD may not be redistributed and is not in this repository).
+``TEST_XSD`` is a schema of our own for the part of NCMEC's report structure we
+emit, written from public clients of the API (NCMEC's XSD is not redistributed
+and is not in this repository); response codes are NCMEC's documented ones.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import hashlib
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -35,97 +37,141 @@ from lxml import etree  # type: ignore[import-untyped]
 
 USER, PASSWORD = "esp-test", "test-password-1"
 
-_PERSON = """
+_TYPES = """
+  <xs:complexType name="contactPoint"><xs:simpleContent><xs:extension base="xs:string">
+    <xs:attribute name="type" type="xs:string"/>
+    <xs:attribute name="verified" type="xs:boolean"/>
+  </xs:extension></xs:simpleContent></xs:complexType>
   <xs:complexType name="person"><xs:sequence>
-    <xs:element name="firstName" type="xs:string"/>
+    <xs:element name="firstName" type="xs:string" minOccurs="0"/>
     <xs:element name="lastName" type="xs:string" minOccurs="0"/>
-    <xs:element name="email" type="xs:string" minOccurs="0"/>
-    <xs:element name="phone" type="xs:string" minOccurs="0"/>
+    <xs:element name="phone" type="contactPoint" minOccurs="0" maxOccurs="unbounded"/>
+    <xs:element name="email" type="contactPoint" minOccurs="0" maxOccurs="unbounded"/>
   </xs:sequence></xs:complexType>
+  <xs:simpleType name="eventName"><xs:restriction base="xs:string">
+    <xs:enumeration value="Login"/><xs:enumeration value="Registration"/>
+    <xs:enumeration value="Purchase"/><xs:enumeration value="Upload"/>
+    <xs:enumeration value="Other"/><xs:enumeration value="Unknown"/>
+  </xs:restriction></xs:simpleType>
   <xs:complexType name="ipEvent"><xs:sequence>
     <xs:element name="ipAddress" type="xs:string"/>
-    <xs:element name="eventName" type="xs:string"/>
+    <xs:element name="eventName" type="eventName" minOccurs="0"/>
     <xs:element name="dateTime" type="xs:dateTime" minOccurs="0"/>
     <xs:element name="possibleProxy" type="xs:boolean" minOccurs="0"/>
     <xs:element name="port" type="xs:int" minOccurs="0"/>
   </xs:sequence></xs:complexType>
-  <xs:complexType name="empty"/>
-  <xs:complexType name="userReported"><xs:sequence>
+  <xs:complexType name="deviceId"><xs:sequence>
+    <xs:element name="idType" type="xs:string"/>
+    <xs:element name="idValue" type="xs:string"/>
+  </xs:sequence></xs:complexType>
+  <xs:complexType name="disabled"><xs:simpleContent><xs:extension base="xs:boolean">
+    <xs:attribute name="disabledDate" type="xs:dateTime"/>
+    <xs:attribute name="userNotified" type="xs:boolean"/>
+    <xs:attribute name="userNotifiedDate" type="xs:dateTime"/>
+  </xs:extension></xs:simpleContent></xs:complexType>
+  <xs:group name="account"><xs:sequence>
     <xs:element name="espIdentifier" type="xs:string" minOccurs="0"/>
     <xs:element name="screenName" type="xs:string" minOccurs="0"/>
-    <xs:element name="displayName" type="xs:string" minOccurs="0"/>
+    <xs:element name="displayName" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
     <xs:element name="profileUrl" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
     <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
-  </xs:sequence></xs:complexType>
+    <xs:element name="deviceId" type="deviceId" minOccurs="0" maxOccurs="unbounded"/>
+    <xs:element name="accountTemporarilyDisabled" type="disabled" minOccurs="0"/>
+    <xs:element name="accountPermanentlyDisabled" type="disabled" minOccurs="0"/>
+  </xs:sequence></xs:group>
+  <xs:complexType name="empty"/>
 """
 
-#: Our own schema of what we emit, in the order we emit it.
+#: Our own schema of the part of NCMEC's report structure we emit: element names, nesting,
+#: order, cardinalities and enumerations as public clients of the Reporting API have them
+#: (one generated from the XSD NCMEC serves). Not NCMEC's XSD, which is not redistributed.
 TEST_XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
-  {_PERSON}
+  {_TYPES}
   <xs:element name="report"><xs:complexType><xs:sequence>
     <xs:element name="incidentSummary"><xs:complexType><xs:sequence>
-      <xs:element name="incidentType" type="xs:string"/>
+      <xs:element name="incidentType">
+        <xs:simpleType><xs:restriction base="xs:string">
+          <xs:enumeration
+            value="Child Pornography (possession, manufacture, and distribution)"/>
+          <xs:enumeration value="Child Sex Trafficking"/>
+          <xs:enumeration value="Child Sex Tourism"/>
+          <xs:enumeration value="Child Sexual Molestation"/>
+          <xs:enumeration value="Misleading Domain Name"/>
+          <xs:enumeration value="Misleading Words or Digital Images on the Internet"/>
+          <xs:enumeration value="Online Enticement of Children for Sexual Acts"/>
+          <xs:enumeration value="Unsolicited Obscene Material Sent to a Child"/>
+        </xs:restriction></xs:simpleType>
+      </xs:element>
       <xs:element name="platform" type="xs:string" minOccurs="0"/>
-      <xs:element name="escalateToHighPriority" type="xs:string" minOccurs="0"/>
+      <xs:element name="escalateToHighPriority" minOccurs="0">
+        <xs:simpleType><xs:restriction base="xs:string">
+          <xs:minLength value="1"/><xs:maxLength value="3000"/>
+        </xs:restriction></xs:simpleType>
+      </xs:element>
       <xs:element name="reportAnnotations" minOccurs="0"><xs:complexType><xs:sequence>
-        <xs:element name="liveStreaming" type="empty" minOccurs="0"/>
+        <xs:element name="sextortion" type="empty" minOccurs="0"/>
+        <xs:element name="csamSolicitation" type="empty" minOccurs="0"/>
+        <xs:element name="minorToMinorInteraction" type="empty" minOccurs="0"/>
+        <xs:element name="spam" type="empty" minOccurs="0"/>
+        <xs:element name="sadisticOnlineExploitation" type="empty" minOccurs="0"/>
       </xs:sequence></xs:complexType></xs:element>
       <xs:element name="incidentDateTime" type="xs:dateTime" minOccurs="0"/>
+      <xs:element name="incidentDateTimeDescription" type="xs:string" minOccurs="0"/>
     </xs:sequence></xs:complexType></xs:element>
-    <xs:element name="internetDetails" minOccurs="0"><xs:complexType><xs:sequence>
-      <xs:element name="webPageIncident" minOccurs="0"><xs:complexType><xs:sequence>
-        <xs:element name="url" type="xs:string"/>
-      </xs:sequence></xs:complexType></xs:element>
-      <xs:element name="chatImIncident" minOccurs="0"><xs:complexType><xs:sequence>
-        <xs:element name="chatClient" type="xs:string" minOccurs="0"/>
-        <xs:element name="content" type="xs:string" minOccurs="0"/>
-      </xs:sequence></xs:complexType></xs:element>
-      <xs:element name="peer2peerIncident" minOccurs="0"><xs:complexType><xs:sequence>
-        <xs:element name="client" type="xs:string" minOccurs="0"/>
-        <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
-        <xs:element name="fileName" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
-      </xs:sequence></xs:complexType></xs:element>
-      <xs:element name="liveStreamIncident" minOccurs="0" maxOccurs="unbounded">
-        <xs:complexType><xs:sequence>
-          <xs:element name="streamType">
-            <xs:simpleType><xs:restriction base="xs:string">
-              <xs:enumeration value="liveStream"/><xs:enumeration value="videoCall"/>
-            </xs:restriction></xs:simpleType>
-          </xs:element>
-          <xs:element name="platform" type="xs:string" minOccurs="0"/>
-          <xs:element name="streamId" type="xs:string" minOccurs="0"/>
-          <xs:element name="startDateTime" type="xs:dateTime" minOccurs="0"/>
-          <xs:element name="endDateTime" type="xs:dateTime" minOccurs="0"/>
-          <xs:element name="otherViewersPresent" type="xs:boolean" minOccurs="0"/>
-          <xs:element name="detectionDateTime" type="xs:dateTime" minOccurs="0"
-                      maxOccurs="unbounded"/>
-          <xs:element name="streamOffsetSeconds" type="xs:decimal" minOccurs="0"
-                      maxOccurs="unbounded"/>
-          <xs:element name="viewerOrPayer" type="userReported" minOccurs="0"
-                      maxOccurs="unbounded"/>
-        </xs:sequence></xs:complexType>
-      </xs:element>
-    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="internetDetails" minOccurs="0" maxOccurs="unbounded">
+      <xs:complexType><xs:choice>
+        <xs:element name="webPageIncident"><xs:complexType><xs:sequence>
+          <xs:element name="url" type="xs:string" maxOccurs="unbounded"/>
+          <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+        </xs:sequence></xs:complexType></xs:element>
+        <xs:element name="chatImIncident"><xs:complexType><xs:sequence>
+          <xs:element name="chatClient" type="xs:string" minOccurs="0"/>
+          <xs:element name="chatRoomName" type="xs:string" minOccurs="0"/>
+          <xs:element name="content" type="xs:string" minOccurs="0"/>
+          <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+        </xs:sequence></xs:complexType></xs:element>
+        <xs:element name="peer2peerIncident"><xs:complexType><xs:sequence>
+          <xs:element name="client" type="xs:string" minOccurs="0"/>
+          <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
+          <xs:element name="fileNames" type="xs:string" minOccurs="0"/>
+          <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+        </xs:sequence></xs:complexType></xs:element>
+      </xs:choice></xs:complexType>
+    </xs:element>
     <xs:element name="reporter"><xs:complexType><xs:sequence>
       <xs:element name="reportingPerson" type="person"/>
       <xs:element name="contactPerson" type="person" minOccurs="0"/>
+      <xs:element name="companyTemplate" type="xs:string" minOccurs="0"/>
     </xs:sequence></xs:complexType></xs:element>
-    <xs:element name="personOrUserReported" minOccurs="0" maxOccurs="unbounded">
+    <xs:element name="personOrUserReported" minOccurs="0"><xs:complexType><xs:sequence>
+      <xs:element name="personOrUserReportedPerson" type="person" minOccurs="0"/>
+      <xs:group ref="account"/>
+      <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+    </xs:sequence></xs:complexType></xs:element>
+    <xs:element name="intendedRecipient" minOccurs="0" maxOccurs="unbounded">
       <xs:complexType><xs:sequence>
-        <xs:element name="espIdentifier" type="xs:string" minOccurs="0"/>
-        <xs:element name="screenName" type="xs:string" minOccurs="0"/>
-        <xs:element name="displayName" type="xs:string" minOccurs="0"/>
-        <xs:element name="profileUrl" type="xs:string" minOccurs="0" maxOccurs="unbounded"/>
-        <xs:element name="ipCaptureEvent" type="ipEvent" minOccurs="0" maxOccurs="unbounded"/>
+        <xs:element name="intendedRecipientPerson" type="person" minOccurs="0"/>
+        <xs:group ref="account"/>
+        <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
       </xs:sequence></xs:complexType>
     </xs:element>
+    <xs:element name="victim" minOccurs="0" maxOccurs="unbounded"><xs:complexType><xs:sequence>
+      <xs:element name="victimPerson" type="person"/>
+      <xs:group ref="account"/>
+      <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
+    </xs:sequence></xs:complexType></xs:element>
     <xs:element name="additionalInfo" type="xs:string" minOccurs="0"/>
   </xs:sequence></xs:complexType></xs:element>
   <xs:element name="fileDetails"><xs:complexType><xs:sequence>
     <xs:element name="reportId" type="xs:string"/>
-    <xs:element name="fileId" type="xs:string"/>
+    <xs:element name="fileId">
+      <xs:simpleType><xs:restriction base="xs:string">
+        <xs:minLength value="1"/>
+      </xs:restriction></xs:simpleType>
+    </xs:element>
     <xs:element name="originalFileName" type="xs:string" minOccurs="0"/>
+    <xs:element name="uploadedToEspTimestamp" type="xs:dateTime" minOccurs="0"/>
     <xs:element name="fileViewedByEsp" type="xs:boolean" minOccurs="0"/>
     <xs:element name="publiclyAvailable" type="xs:boolean" minOccurs="0"/>
     <xs:element name="fileAnnotations" minOccurs="0"><xs:complexType><xs:sequence>
@@ -142,7 +188,11 @@ TEST_XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
 </xs:schema>
 """
 
-CODE_INVALID, CODE_FINISHED, CODE_NOT_OPEN, CODE_AUTH = 1100, 1200, 1300, 1010
+#: NCMEC's documented response codes (the fake answers as the real API is documented to):
+#: validation failed, malformed XML, report does not exist, already retracted, already
+#: finished, authentication required.
+CODE_INVALID, CODE_MALFORMED, CODE_NO_REPORT = 4100, 4110, 5001
+CODE_RETRACTED, CODE_FINISHED, CODE_AUTH = 5101, 5102, 2000
 
 
 def response_xml(code: int, description: str, root: str = "reportResponse", **fields: str) -> str:
@@ -186,6 +236,8 @@ class FakeCybertip:
         self.faults: dict[int, str] = {}
         self.path_faults: dict[str, list[str]] = {}
         self.schema = etree.XMLSchema(etree.fromstring(TEST_XSD.encode())) if validate else None
+        #: The next N uploads answer a wrong MD5 (a transfer error).
+        self.corrupt_uploads = 0
         self._next_report = 7000
         self._next_file = 100
         self.url = ""
@@ -206,7 +258,7 @@ class FakeCybertip:
         try:
             doc = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
         except etree.XMLSyntaxError as exc:
-            return f"invalid XML: {exc}"
+            return f"malformed XML: {exc}"
         if doc.tag != root:
             return f"expected <{root}>, got <{doc.tag}>"
         if self.schema is not None and not self.schema.validate(doc):
@@ -215,12 +267,12 @@ class FakeCybertip:
 
     def _open(self, rid: str) -> tuple[int, str] | FakeReport:
         report = self.reports.get(rid)
-        if report is None:
-            return 400, response_xml(CODE_NOT_OPEN, f"no report {rid}")
+        if report is None or report.state == "expired":
+            return 400, response_xml(CODE_NO_REPORT, f"report {rid} does not exist")
         if report.state == "finished":
             return 400, response_xml(CODE_FINISHED, "report already finished")
-        if report.state != "open":
-            return 400, response_xml(CODE_NOT_OPEN, f"report {rid} is {report.state}")
+        if report.state == "retracted":
+            return 400, response_xml(CODE_RETRACTED, "report already retracted")
         return report
 
     def handle(self, method: str, path: str, body: bytes, ctype: str) -> tuple[int, str]:
@@ -234,7 +286,8 @@ class FakeCybertip:
         if path == "/submit":
             problem = self._valid(body, "report")
             if problem:
-                return 400, response_xml(CODE_INVALID, problem)
+                code = CODE_MALFORMED if problem.startswith("malformed") else CODE_INVALID
+                return 400, response_xml(code, problem)
             self._next_report += 1
             rid = str(self._next_report)
             self.reports[rid] = FakeReport(body.decode("utf-8"))
@@ -252,19 +305,26 @@ class FakeCybertip:
                 return 400, response_xml(CODE_INVALID, "no file part")
             self._next_file += 1
             fid = str(self._next_file)
-            found.files[fid] = parts["file"].get_payload(decode=True)
-            return 200, response_xml(0, "Success", reportId=rid, fileId=fid)
+            data = parts["file"].get_payload(decode=True)
+            found.files[fid] = data
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if self.corrupt_uploads:
+                self.corrupt_uploads -= 1
+                md5 = "0" * 32
+            return 200, response_xml(0, "Success", reportId=rid, fileId=fid, hash=md5)
         if path == "/fileinfo":
             problem = self._valid(body, "fileDetails")
             if problem:
-                return 400, response_xml(CODE_INVALID, problem)
+                code = CODE_MALFORMED if problem.startswith("malformed") else CODE_INVALID
+                return 400, response_xml(code, problem)
             doc = ET.fromstring(body)
             found = self._open(doc.findtext("reportId") or "")
             if not isinstance(found, FakeReport):
                 return found
-            fid = doc.findtext("fileId") or ""
-            if fid and fid not in found.files:
-                return 400, response_xml(CODE_INVALID, f"no file {fid} in this report")
+            # As documented: fileId must not be blank and must name a file of the report.
+            fid = (doc.findtext("fileId") or "").strip()
+            if fid not in found.files:
+                return 400, response_xml(5002, f"file {fid!r} does not exist in this report")
             found.file_details.append(body.decode("utf-8"))
             return 200, response_xml(0, "Success")
         if path in ("/finish", "/retract"):

@@ -117,8 +117,9 @@ def test_submit_over_http_is_a_job(
     assert again.status_code == 409 and "already filed" in again.json()["detail"]
     log = client.get(f"/v1/reports/{rid}/submissions", headers=liaison).json()
     assert log["submission"]["status"] == "finished" and log["job"]["id"] == new_id
-    assert [e["response_status"] for e in log["exchanges"]] == [401, 200, 200, 200]
-    assert [e["step"] for e in log["exchanges"]] == ["submit", "submit", "fileinfo", "finish"]
+    # no evidence store here: nothing uploaded, so no fileDetails (they need a fileId)
+    assert [e["response_status"] for e in log["exchanges"]] == [401, 200, 200]
+    assert [e["step"] for e in log["exchanges"]] == ["submit", "submit", "finish"]
     assert client.get("/v1/reports/99999/submissions", headers=liaison).status_code == 404
     assert client.post("/v1/reports/99999/submit", headers=liaison).status_code == 404
     case = client.get(f"/v1/cases/{log['submission']['report_id']}", headers=liaison).json()

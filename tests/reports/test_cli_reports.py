@@ -162,7 +162,7 @@ def test_submit_submissions_fetch_xsd_and_stats_from_the_cli(
         assert fetched.exit_code == 0, fetched.output
         assert fake.count("/xsd") == 1
     log = json.loads(invoke("reports", "submissions", rid).output)
-    assert [e["step"] for e in log["exchanges"]] == ["submit", "fileinfo", "finish"]
+    assert [e["step"] for e in log["exchanges"]] == ["submit", "finish"]  # no upload: no fileinfo
     assert log["submission"]["remote_report_id"] == out["remote_report_id"]
     stats = json.loads(invoke("reports", "stats").output)
     assert stats["cases"] == 1 and stats["stages"]["detected_to_finished"]["count"] == 1

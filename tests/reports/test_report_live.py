@@ -76,25 +76,23 @@ def test_live_case_report_carries_the_stream(store: Store) -> None:
     document = report_xml(report)
     assert valid(document) == []
     root = ET.fromstring(document)
-    internet = root.find("internetDetails")
-    assert internet is not None
-    streams = internet.findall("liveStreamIncident")
-    assert [s.findtext("streamId") for s in streams] == ["cam-1", "call-7"]
-    assert [c.tag for c in streams[0]][:4] == [
-        "streamType",
-        "platform",
-        "streamId",
-        "startDateTime",
-    ]
-    assert streams[0].findtext("startDateTime") == T0.isoformat()
-    assert [e.text for e in streams[0].findall("streamOffsetSeconds")] == [
-        "12.000",
-        "13.500",
-        "40.250",
-    ]
+    # NCMEC's schema has no livestream element: one chatImIncident per stream, its
+    # additionalInfo describing it; each internetDetails holds exactly one incident.
+    details = root.findall("internetDetails")
+    assert [[c.tag for c in d] for d in details] == [["chatImIncident"], ["chatImIncident"]]
+    streams = [d[0] for d in details]
+    assert [s.findtext("chatRoomName") for s in streams] == ["cam-1", "call-7"]
+    assert [s.findtext("chatClient") for s in streams] == ["ExampleLive", "ExampleLive"]
+    info = streams[0].findtext("additionalInfo") or ""
+    assert info.startswith("Livestream cam-1 on ExampleLive")
+    assert f"started {T0.isoformat()}" in info
+    assert "triggering frames at 12.000, 13.500, 40.250 s into the stream" in info
+    assert (T0 + timedelta(seconds=42)).isoformat() in info
+    assert root.findtext("incidentSummary/incidentDateTimeDescription")
+    assert root.find("incidentSummary/reportAnnotations") is None  # no liveStreaming there
     fields = parse_key_fields(document)
-    assert fields["live_streams"][0]["stream_id"] == "cam-1"
-    assert len(fields["live_streams"][0]["detections"]) == 2
+    assert [s["stream_id"] for s in fields["live_streams"]] == ["cam-1", "call-7"]
+    assert "40.250" in fields["live_streams"][0]["description"]
 
 
 def test_upload_case_has_no_stream(store: Store) -> None:
@@ -137,22 +135,26 @@ def test_full_stream_element_in_schema_order() -> None:
     report = load_report(body)
     document = report_xml(report)
     assert valid(document) == []
-    el = report_element(report).find("internetDetails/liveStreamIncident")
+    root = report_element(report)
+    (details,) = root.findall("internetDetails")[-1:]
+    el = details.find("chatImIncident")
     assert el is not None
-    assert [c.tag for c in el] == [
-        "streamType",
-        "platform",
-        "streamId",
-        "startDateTime",
-        "endDateTime",
-        "otherViewersPresent",
-        "detectionDateTime",
-        "streamOffsetSeconds",
-        "viewerOrPayer",
-    ]
-    assert el.findtext("streamType") == "videoCall"
-    assert el.findtext("streamId") == "call-<1>&"  # escaped, never markup
-    assert el.findtext("viewerOrPayer/espIdentifier") == "payer-1"
+    assert [c.tag for c in el] == ["chatClient", "chatRoomName", "additionalInfo"]
+    assert el.findtext("chatRoomName") == "call-<1>&"  # escaped, never markup
+    info = el.findtext("additionalInfo") or ""
+    assert info.startswith("Video call call-<1>& on ExampleCall")
+    assert f"ended {(T0 + timedelta(minutes=30)).isoformat()}" in info
+    assert "other viewers present" in info and "180.000" in info
+    # the viewer or payer is an intended recipient of the stream, structured
+    (viewer,) = root.findall("intendedRecipient")
+    assert viewer.findtext("espIdentifier") == "payer-1"
+    assert viewer.findtext("screenName") == "payer"
+    assert "call-<1>&" in (viewer.findtext("additionalInfo") or "")
+    # with the stream's page known, a webPageIncident carries it
+    body["live_streams"][0]["url"] = "https://live.example/watch/1"
+    with_url = report_element(load_report(body)).findall("internetDetails")[-1]
+    assert with_url.findtext("webPageIncident/url") == "https://live.example/watch/1"
+    assert valid(report_xml(load_report(body))) == []
     # the JSON round trip keeps it
     again = Report.model_validate(json.loads(report.model_dump_json()))
     assert again.live_streams == report.live_streams

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from lxml import etree  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
+from cybertip_support import TEST_XSD
 from safestream.reports.cybertipline import export_xml, report_xml
 from safestream.reports.example import example_report
 from safestream.reports.model import (
@@ -54,11 +56,21 @@ def _full() -> Report:
     )
 
 
+def valid_report(document: str) -> bool:
+    """Valid against the tests' schema of NCMEC's structure (errors printed if not)."""
+    schema = etree.XMLSchema(etree.fromstring(TEST_XSD.encode()))
+    ok = bool(schema.validate(etree.fromstring(document.encode())))
+    if not ok:
+        print(schema.error_log)
+    return ok
+
+
 def test_people_and_accounts_render_in_order() -> None:
     report = _full()
     root = ET.fromstring(report_xml(report))
     assert [c.tag for c in root] == [
         "incidentSummary",
+        "internetDetails",
         "internetDetails",
         "reporter",
         "personOrUserReported",
@@ -66,31 +78,41 @@ def test_people_and_accounts_render_in_order() -> None:
         "victim",
         "additionalInfo",
     ]
-    assert [c.tag for c in root.find("internetDetails")] == [  # type: ignore[union-attr]
-        "chatImIncident",
-        "peer2peerIncident",
+    # each internetDetails holds exactly one incident
+    assert [[c.tag for c in d] for d in root.findall("internetDetails")] == [
+        ["chatImIncident"],
+        ["peer2peerIncident"],
     ]
     p2p = root.find("internetDetails/peer2peerIncident")
     assert p2p is not None and p2p.findtext("client") == "ExampleShare 1.0"
     assert p2p.findtext("ipCaptureEvent/port") == "6881"
-    assert p2p.findtext("fileName") == "shared-1.png"
+    assert p2p.findtext("fileNames") == "shared-1.png" and p2p.find("fileName") is None
     person = root.find("personOrUserReported")
     assert person is not None
     tags = [c.tag for c in person]
-    assert tags.index("profileUrl") < tags.index("email") < tags.index("phone")
-    assert tags.index("phone") < tags.index("ipCaptureEvent") < tags.index("deviceId")
+    # emails and phones sit in the leading person block, phones first
+    assert tags[0] == "personOrUserReportedPerson" and "email" not in tags
+    block = person.find("personOrUserReportedPerson")
+    assert block is not None and [c.tag for c in block] == ["phone", "email"]
+    assert tags.index("espIdentifier") < tags.index("profileUrl") < tags.index("ipCaptureEvent")
+    assert tags.index("ipCaptureEvent") < tags.index("deviceId")
     assert tags[-1] == "accountPermanentlyDisabled"
-    email = person.find("email")
+    email = block.find("email")
     assert email is not None and email.text == "user-1001@example.org"
     assert email.get("verified") == "true"
-    assert person.find("phone") is not None and person.find("phone").get("verified") == "false"  # type: ignore[union-attr]
+    assert block.find("phone") is not None and block.find("phone").get("verified") == "false"  # type: ignore[union-attr]
     assert person.findtext("deviceId/idType") == "IMEI"
     assert person.findtext("deviceId/idValue") == "000000000000001"
-    assert person.findtext("accountPermanentlyDisabled/disabledDate") == T.isoformat()
-    assert person.findtext("accountPermanentlyDisabled/userNotified") == "false"
+    # account disabled: a boolean, its dates and notification as attributes
+    disabled = person.find("accountPermanentlyDisabled")
+    assert disabled is not None and disabled.text == "true" and len(disabled) == 0
+    assert disabled.get("disabledDate") == T.isoformat()
+    assert disabled.get("userNotified") == "false"
     assert root.findtext("intendedRecipient/screenName") == "recipient-<&>-1"  # escaped, parsed
     assert root.findtext("victim/espIdentifier") == "acct-2002"
     assert root.findtext("victim/displayName") == "Victim Ä"
+    assert root.find("victim/victimPerson") is not None  # always present for a victim
+    assert valid_report(report_xml(report))
     assert "recipient-&lt;&amp;&gt;-1" in report_xml(report)
     # The bundle export carries the same report element.
     bundle = ET.fromstring(export_xml(report))
@@ -108,10 +130,14 @@ def test_a_temporarily_disabled_account_and_unknown_verification() -> None:
     report = example_report().model_copy(update={"persons": [person]})
     el = ET.fromstring(report_xml(report)).find("personOrUserReported")
     assert el is not None
-    assert el.find("email") is not None and el.find("email").get("verified") is None  # type: ignore[union-attr]
+    email = el.find("personOrUserReportedPerson/email")
+    assert email is not None and email.get("verified") is None
     assert el.find("accountPermanentlyDisabled") is None
-    assert el.findtext("accountTemporarilyDisabled/userNotified") == "true"
-    assert el.findtext("accountTemporarilyDisabled/userNotifiedDate") == T.isoformat()
+    disabled = el.find("accountTemporarilyDisabled")
+    assert disabled is not None and disabled.text == "true"
+    assert disabled.get("userNotified") == "true"
+    assert disabled.get("userNotifiedDate") == T.isoformat()
+    assert valid_report(report_xml(report))
 
 
 def test_json_round_trip_and_quality_gate_unchanged() -> None:

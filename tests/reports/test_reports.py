@@ -176,8 +176,11 @@ def test_json_export_round_trips(store: Store) -> None:
     again = load_report(json.loads(rs.export(stored.id, "json")))
     assert again == stored.report
     assert again.incident.escalate_to_high_priority and again.files[0].live_streaming
-    annotations = ET.fromstring(export_xml(again)).find("report/incidentSummary/reportAnnotations")
-    assert annotations is not None and annotations.find("liveStreaming") is not None
+    bundle = ET.fromstring(export_xml(again))
+    # liveStreaming is a file annotation in NCMEC's schema, never a report annotation
+    assert bundle.find("report/incidentSummary/reportAnnotations") is None
+    assert bundle.find("fileDetails/fileAnnotations/liveStreaming") is not None
+    assert bundle.findtext("report/incidentSummary/escalateToHighPriority")
     with pytest.raises(InputError):
         rs.export(stored.id, "pdf")
 

@@ -92,6 +92,11 @@ def service(
     return cls(rs, factory, **kwargs)  # type: ignore[arg-type]
 
 
+def uploaded(_report_id: int, _account: str | None, _f: Any) -> FileSource:
+    """Every file preserved (so each is uploaded and gets its fileDetails)."""
+    return FileSource(b"bytes", "image/png")
+
+
 def report_id(rs: ReportService) -> int:
     (case,) = rs.cases.repo.list()
     return case.id  # one case, one report: the ids coincide in a fresh store
@@ -128,25 +133,22 @@ def test_full_flow_uploads_preserved_files_and_files_once(
         assert fake.in_state("finished") == [remote]
         held = fake.reports[remote]
         assert held.xml == report_xml(rs.get(rid).report)
-        # file 1 was preserved: uploaded byte for byte; file 2 was not: fileinfo only
+        # file 1 was preserved: uploaded byte for byte, with its fileDetails; file 2 was
+        # not: no fileId, so no fileDetails (NCMEC refuses a blank one); its hashes are in
+        # the report's additionalInfo
         assert list(held.files.values()) == [content]
         assert out["files"]["0"]["preserved"] is True
         assert out["files"]["0"]["evidence_id"] == preserved.id
         assert out["files"]["1"]["preserved"] is False
         details = [ET.fromstring(d) for d in held.file_details]
-        assert [d.findtext("fileId") for d in details] == [out["files"]["0"]["file_id"], ""]
-        assert {h.text for h in details[1].findall("originalFileHash")} >= {hashes(2)["sha256"]}
-        assert [c.path for c in fake.calls] == [
-            "/submit",
-            "/upload",
-            "/fileinfo",
-            "/fileinfo",
-            "/finish",
-        ]
+        assert [d.findtext("fileId") for d in details] == [out["files"]["0"]["file_id"]]
+        info = ET.fromstring(held.xml).findtext("additionalInfo") or ""
+        assert hashes(2)["sha256"] in info and hashes(2)["md5"] in info
+        assert [c.path for c in fake.calls] == ["/submit", "/upload", "/fileinfo", "/finish"]
         # never twice: a second submission is refused before any request
         with pytest.raises(ConflictError, match="already filed"):
             svc.submit(rid, actor="le")
-        assert len(fake.calls) == 5
+        assert len(fake.calls) == 4
     case = rs.cases.get(rs.get(rid).case_id)
     assert case.status == "reported"
     events = AuditRepository(store).list_events(object_id=str(case.id))
@@ -248,14 +250,14 @@ def test_failure_after_submit_retracts_and_the_next_run_starts_afresh(store: Sto
     rid = report_id(rs)
     with running() as fake:
         fake.path_faults["/fileinfo"] = ["invalid"]
-        with pytest.raises(CybertipRejected, match="1100"):
-            service(rs, fake).submit(rid, actor="le")
+        with pytest.raises(CybertipRejected, match="4100"):
+            service(rs, fake, files=uploaded).submit(rid, actor="le")
         (first,) = fake.in_state("retracted")
         state = SubmissionRepository(store).get(rid)
         assert state.status == "retracted" and state.retracted == [first]
         assert state.remote_report_id is None
         assert rs.cases.get(rs.get(rid).case_id).status == "confirmed"
-        out = service(rs, fake).submit(rid, actor="le")
+        out = service(rs, fake, files=uploaded).submit(rid, actor="le")
         assert out["retracted"] == [first] and out["remote_report_id"] != first
         assert fake.in_state("finished") == [out["remote_report_id"]]
 
@@ -267,11 +269,11 @@ def test_failed_retract_keeps_the_remote_report_to_resume(store: Store) -> None:
         fake.path_faults["/fileinfo"] = ["invalid"]
         fake.path_faults["/retract"] = ["invalid"]
         with pytest.raises(CybertipRejected):
-            service(rs, fake).submit(rid, actor="le")
+            service(rs, fake, files=uploaded).submit(rid, actor="le")
         state = SubmissionRepository(store).get(rid)
         assert state.status == "in_progress" and state.remote_report_id is not None
         assert "retract failed" in (state.last_error or "")
-        out = service(rs, fake).submit(rid, actor="le")
+        out = service(rs, fake, files=uploaded).submit(rid, actor="le")
         assert out["remote_report_id"] == state.remote_report_id
         assert fake.count("/submit") == 1 and len(fake.in_state("finished")) == 1
 
@@ -314,7 +316,8 @@ def test_finish_answer_lost_then_retried_counts_as_finished(store: Store) -> Non
         out = service(rs, fake).submit(rid, actor="le")
         assert out["status"] == "finished"
         assert fake.count("/finish") == 2 and len(fake.in_state("finished")) == 1
-        assert fake.calls[-1].response and "1200" in fake.calls[-1].response
+        # NCMEC's "already finished" (5102) on the retry counts as filed
+        assert fake.calls[-1].response and "5102" in fake.calls[-1].response
 
 
 def test_special_characters_and_long_unicode_arrive_escaped(store: Store) -> None:
@@ -499,10 +502,10 @@ def test_credentials_refused_mid_flow_keep_the_remote_report(store: Store) -> No
     with running() as fake:
         fake.path_faults["/fileinfo"] = ["401"]
         with pytest.raises(CybertipAuthError):
-            service(rs, fake).submit(rid, actor="le")
+            service(rs, fake, files=uploaded).submit(rid, actor="le")
         state = SubmissionRepository(store).get(rid)
         assert state.status == "in_progress" and state.remote_report_id is not None
         assert fake.count("/retract") == 0
-        out = service(rs, fake).submit(rid, actor="le")
+        out = service(rs, fake, files=uploaded).submit(rid, actor="le")
         assert out["remote_report_id"] == state.remote_report_id
         assert fake.count("/submit") == 1 and fake.in_state("finished") == [out["remote_report_id"]]

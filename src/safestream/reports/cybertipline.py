@@ -1,10 +1,11 @@
-"""CyberTipline-style XML export of a report.
+"""CyberTipline XML of a report.
 
-The element names and their order are *modelled* on NCMEC's public
-CyberTipline Reporting API documentation as best we know it; they have not
-been validated against NCMEC's XSD (which may not be redistributed, so it is
-not in this repository). Validate the output against the XSD that NCMEC's API
-serves before any submission.
+The element names, nesting and order follow NCMEC's CyberTipline Reporting API
+schema as several independent public clients of the API have it (one of them
+generated from the XSD the API serves, refreshed daily); they have not been
+checked against NCMEC's service itself, and NCMEC's XSD is not redistributed
+here. Validate the output against the XSD that NCMEC's API serves
+(``safestream reports validate --fetch-xsd``) before the first submission.
 
 Text is escaped by ElementTree, and characters XML 1.0 cannot carry (most
 control characters) are replaced, so a chat excerpt can never inject markup
@@ -48,16 +49,23 @@ def _sub(parent: ET.Element, tag: str, value: Any = None, **attrs: str) -> ET.El
     return el
 
 
+def _phone_email(el: ET.Element, phones: list[str], emails: list[str]) -> None:
+    # A person's phones come before their emails.
+    for phone in phones:
+        _sub(el, "phone", phone)
+    for email in emails:
+        _sub(el, "email", email)
+
+
 def _person(parent: ET.Element, tag: str, contact: Contact) -> None:
     el = _sub(parent, tag)
     first, _, last = contact.name.rpartition(" ")
     _sub(el, "firstName", first or last)
     if first:
         _sub(el, "lastName", last)
-    if contact.email:
-        _sub(el, "email", contact.email)
-    if contact.phone:
-        _sub(el, "phone", contact.phone)
+    _phone_email(
+        el, [contact.phone] if contact.phone else [], [contact.email] if contact.email else []
+    )
 
 
 def _ip_event(parent: ET.Element, ev: IpCaptureEvent) -> None:
@@ -77,7 +85,21 @@ def _contact_point(parent: ET.Element, tag: str, point: ContactPoint) -> None:
     _sub(parent, tag, point.value, **attrs)
 
 
-def _reported_person(el: ET.Element, person: ReportedPerson) -> None:
+def _reported_person(
+    el: ET.Element, person_tag: str, person: ReportedPerson, *, always_person: bool = False
+) -> None:
+    """The children of ``personOrUserReported``, ``intendedRecipient`` or ``victim``.
+
+    Emails and phones belong in the leading person block (``personOrUserReportedPerson``,
+    ``intendedRecipientPerson``, ``victimPerson``), phones first; the account fields
+    follow in the schema's order.
+    """
+    if person.phones or person.emails or always_person:
+        block = _sub(el, person_tag)
+        for phone in person.phones:
+            _contact_point(block, "phone", phone)
+        for email in person.emails:
+            _contact_point(block, "email", email)
     if person.esp_identifier:
         _sub(el, "espIdentifier", person.esp_identifier)
     if person.screen_name:
@@ -86,10 +108,6 @@ def _reported_person(el: ET.Element, person: ReportedPerson) -> None:
         _sub(el, "displayName", person.display_name)
     for url in person.profile_urls:
         _sub(el, "profileUrl", url)
-    for email in person.emails:
-        _contact_point(el, "email", email)
-    for phone in person.phones:
-        _contact_point(el, "phone", phone)
     for ev in person.ip_capture_events:
         _ip_event(el, ev)
     for device in person.device_ids:
@@ -98,109 +116,210 @@ def _reported_person(el: ET.Element, person: ReportedPerson) -> None:
         _sub(dev, "idValue", device.value)
     disabled = person.account_disabled
     if disabled is not None:
-        tag = "accountPermanentlyDisabled" if disabled.permanent else "accountTemporarilyDisabled"
-        acc = _sub(el, tag)
-        _sub(acc, "disabledDate", disabled.disabled_at)
+        # A boolean with the dates and notification as attributes.
+        attrs = {"disabledDate": disabled.disabled_at.isoformat()}
         if disabled.user_notified is not None:
-            _sub(acc, "userNotified", disabled.user_notified)
+            attrs["userNotified"] = "true" if disabled.user_notified else "false"
         if disabled.user_notified_at is not None:
-            _sub(acc, "userNotifiedDate", disabled.user_notified_at)
+            attrs["userNotifiedDate"] = disabled.user_notified_at.isoformat()
+        tag = "accountPermanentlyDisabled" if disabled.permanent else "accountTemporarilyDisabled"
+        _sub(el, tag, True, **attrs)
 
 
-def _live_stream(parent: ET.Element, stream: LiveStreamIncident) -> None:
-    """A ``<liveStreamIncident>``: last in ``internetDetails``.
+def _person_text(person: ReportedPerson) -> str:
+    """A reported person in words (for additionalInfo), IP events with port and time."""
+    parts = [
+        f"{label} {value}"
+        for label, value in (
+            ("account", person.esp_identifier),
+            ("screen name", person.screen_name),
+            ("display name", person.display_name),
+        )
+        if value
+    ]
+    parts += [f"profile {url}" for url in person.profile_urls]
+    for ev in person.ip_capture_events:
+        port = f" port {ev.port}" if ev.port is not None else ""
+        when = f" at {ev.date_time.isoformat()}" if ev.date_time is not None else ""
+        parts.append(f"IP {ev.ip_address}{port} ({ev.event_name}){when}")
+    parts += [f"email {e.value}" for e in person.emails]
+    parts += [f"phone {p.value}" for p in person.phones]
+    parts += [f"device {d.id_type} {d.value}" for d in person.device_ids]
+    return "; ".join(parts) or "no identifiers"
 
-    Modelled, not checked against NCMEC's XSD: the element and its children
-    are named in the style of ``chatImIncident`` and ``peer2peerIncident``;
-    validate against the XSD the API serves before relying on them.
-    """
-    el = _sub(parent, "liveStreamIncident")
-    _sub(el, "streamType", "videoCall" if stream.kind == "video_call" else "liveStream")
+
+def _stream_text(stream: LiveStreamIncident) -> str:
+    """A livestream or video call in words: NCMEC's schema has no element for one."""
+    kind = "Video call" if stream.kind == "video_call" else "Livestream"
+    head = f"{kind} {stream.stream_id or '(no id)'}"
     if stream.platform:
-        _sub(el, "platform", stream.platform)
-    if stream.stream_id:
-        _sub(el, "streamId", stream.stream_id)
+        head += f" on {stream.platform}"
+    parts = [head]
+    if stream.url:
+        parts.append(f"at {stream.url}")
     if stream.started_at is not None:
-        _sub(el, "startDateTime", stream.started_at)
+        parts.append(f"started {stream.started_at.isoformat()}")
     if stream.ended_at is not None:
-        _sub(el, "endDateTime", stream.ended_at)
+        parts.append(f"ended {stream.ended_at.isoformat()}")
     if stream.other_viewers_present is not None:
-        _sub(el, "otherViewersPresent", stream.other_viewers_present)
-    for when in stream.detected_at:
-        _sub(el, "detectionDateTime", when)
-    for offset in stream.sample_times_s:
-        _sub(el, "streamOffsetSeconds", f"{offset:.3f}")
-    for viewer in stream.viewers:
-        _reported_person(_sub(el, "viewerOrPayer"), viewer)
+        parts.append(
+            "other viewers present" if stream.other_viewers_present else "no other viewers"
+        )
+    text = ", ".join(parts)
+    if stream.detected_at:
+        text += "; detected at " + ", ".join(t.isoformat() for t in stream.detected_at[:50])
+        if len(stream.detected_at) > 50:
+            text += f" (+{len(stream.detected_at) - 50} more)"
+    if stream.sample_times_s:
+        times = ", ".join(f"{t:.3f}" for t in stream.sample_times_s[:50])
+        text += f"; triggering frames at {times} s into the stream"
+        if len(stream.sample_times_s) > 50:
+            text += f" (+{len(stream.sample_times_s) - 50} more)"
+    if stream.viewers:
+        text += f"; {len(stream.viewers)} viewer(s) or payer(s) listed as intended recipients"
+    return text
+
+
+#: At most this many files are listed (with their hashes) in the report's additionalInfo.
+MAX_FILES_LISTED = 200
+
+
+def _files_text(files: list[ReportFile]) -> str:
+    lines = []
+    for i, f in enumerate(files[:MAX_FILES_LISTED]):
+        hashes = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("SHA-256", f.sha256),
+                ("MD5", f.md5),
+                ("SHA-1", f.sha1),
+                ("PDQ", f.pdq),
+            )
+            if value
+        )
+        name = f.original_file_name or f"file {i + 1}"
+        lines.append(f"- {name}: {hashes or 'no hash'}")
+    if len(files) > MAX_FILES_LISTED:
+        lines.append(f"- (+{len(files) - MAX_FILES_LISTED} more files)")
+    return "Files of this incident (uploaded files also have their own fileDetails):\n" + "\n".join(
+        lines
+    )
+
+
+#: NCMEC caps ``escalateToHighPriority`` at this many characters.
+MAX_ESCALATION_CHARS = 3000
 
 
 def report_element(report: Report) -> ET.Element:
-    """The ``<report>`` element, children in the schema's order (as modelled)."""
+    """The ``<report>`` element, children in the order of NCMEC's schema.
+
+    Structure cross-checked against public clients of the Reporting API (one
+    generated from the XSD NCMEC serves), not against NCMEC itself: validate
+    against the XSD its API serves (``reports validate --fetch-xsd``) first.
+    Livestreams and video calls have no element in the schema: each becomes a
+    ``chatImIncident`` (``webPageIncident`` when its URL is known) whose
+    ``additionalInfo`` describes it, and its viewers or payers become
+    ``intendedRecipient`` records. The schema takes one reported person: the
+    first is structured, the others are described in ``additionalInfo``.
+    """
     root = ET.Element("report")
     summary = _sub(root, "incidentSummary")
     inc = report.incident
     _sub(summary, "incidentType", inc.incident_type.value)
     if inc.platform:
         _sub(summary, "platform", inc.platform)
-    if inc.escalate_to_high_priority:
-        _sub(summary, "escalateToHighPriority", inc.escalation_reason or "")
-    if inc.live_streaming:
-        annotations = _sub(summary, "reportAnnotations")
-        _sub(annotations, "liveStreaming")
+    reason = (inc.escalation_reason or "").strip()
+    if inc.escalate_to_high_priority and reason:
+        # Only a non-blank text escalates.
+        _sub(summary, "escalateToHighPriority", reason[:MAX_ESCALATION_CHARS])
     if inc.incident_date_time is not None:
         _sub(summary, "incidentDateTime", inc.incident_date_time)
-    if (
-        report.web_page_url
-        or report.chat is not None
-        or report.peer_to_peer is not None
-        or report.live_streams
-    ):
-        internet = _sub(root, "internetDetails")
-        if report.web_page_url:
-            _sub(_sub(internet, "webPageIncident"), "url", report.web_page_url)
-        if report.chat is not None:
-            chat = _sub(internet, "chatImIncident")
-            if report.chat.chat_client:
-                _sub(chat, "chatClient", report.chat.chat_client)
-            if report.chat.excerpt:
-                _sub(chat, "content", report.chat.excerpt)
-        if report.peer_to_peer is not None:
-            p2p = _sub(internet, "peer2peerIncident")
-            if report.peer_to_peer.client:
-                _sub(p2p, "client", report.peer_to_peer.client)
-            for ev in report.peer_to_peer.ip_capture_events:
-                _ip_event(p2p, ev)
-            for name in report.peer_to_peer.file_names:
-                _sub(p2p, "fileName", name)
-        for stream in report.live_streams:
-            _live_stream(internet, stream)
+    if report.live_streams:
+        _sub(
+            summary,
+            "incidentDateTimeDescription",
+            "Detected during a livestream or video call (details in internetDetails)",
+        )
+    # One internetDetails per incident, each holding exactly one incident element.
+    if report.web_page_url:
+        web = _sub(_sub(root, "internetDetails"), "webPageIncident")
+        _sub(web, "url", report.web_page_url)
+    if report.chat is not None:
+        chat = _sub(_sub(root, "internetDetails"), "chatImIncident")
+        if report.chat.chat_client:
+            _sub(chat, "chatClient", report.chat.chat_client)
+        if report.chat.excerpt:
+            _sub(chat, "content", report.chat.excerpt)
+    if report.peer_to_peer is not None:
+        p2p = _sub(_sub(root, "internetDetails"), "peer2peerIncident")
+        if report.peer_to_peer.client:
+            _sub(p2p, "client", report.peer_to_peer.client)
+        for ev in report.peer_to_peer.ip_capture_events:
+            _ip_event(p2p, ev)
+        if report.peer_to_peer.file_names:
+            _sub(p2p, "fileNames", "\n".join(report.peer_to_peer.file_names))
+    for stream in report.live_streams:
+        details = _sub(root, "internetDetails")
+        if stream.url:
+            el = _sub(details, "webPageIncident")
+            _sub(el, "url", stream.url)
+        else:
+            el = _sub(details, "chatImIncident")
+            if stream.platform:
+                _sub(el, "chatClient", stream.platform)
+            if stream.stream_id:
+                _sub(el, "chatRoomName", stream.stream_id)
+        _sub(el, "additionalInfo", _stream_text(stream))
     reporter = _sub(root, "reporter")
     _person(reporter, "reportingPerson", report.reporter.contact)
     if report.reporter.emergency_contact is not None:
         _person(reporter, "contactPerson", report.reporter.emergency_contact)
-    for tag, people in (
-        ("personOrUserReported", report.persons),
-        ("intendedRecipient", report.intended_recipients),
-        ("victim", report.victims),
-    ):
-        for person in people:
-            _reported_person(_sub(root, tag), person)
+    _sub(reporter, "companyTemplate", f"Reported by {report.reporter.organisation}.")
+    if report.persons:
+        _reported_person(
+            _sub(root, "personOrUserReported"), "personOrUserReportedPerson", report.persons[0]
+        )
+    recipients: list[tuple[ReportedPerson, LiveStreamIncident | None]] = [
+        (p, None) for p in report.intended_recipients
+    ]
+    for stream in report.live_streams:
+        recipients += [(v, stream) for v in stream.viewers]
+    for person, from_stream in recipients:
+        el = _sub(root, "intendedRecipient")
+        _reported_person(el, "intendedRecipientPerson", person)
+        if from_stream is not None:
+            _sub(
+                el,
+                "additionalInfo",
+                f"Watched or paid for livestream/video call {from_stream.stream_id or '(no id)'}",
+            )
+    for person in report.victims:
+        _reported_person(_sub(root, "victim"), "victimPerson", person, always_person=True)
     info = [report.additional_info or ""]
     if inc.how_detected:
         info.append(f"Detected by: {inc.how_detected}")
-    text = "\n".join(i for i in info if i)
+    if len(report.persons) > 1:
+        info.append(
+            "Other reported accounts of this incident:\n"
+            + "\n".join(f"- {_person_text(p)}" for p in report.persons[1:])
+        )
+    if report.files:
+        info.append(_files_text(report.files))
+    text = "\n\n".join(i for i in info if i)
     if text:
         _sub(root, "additionalInfo", text)
     return root
 
 
 def file_details_element(f: ReportFile, *, report_id: str = "", file_id: str = "") -> ET.Element:
-    """One ``<fileDetails>`` document (sent per file after the report, as modelled)."""
+    """One ``<fileDetails>`` document, for a file uploaded with the hotline's ``fileId``."""
     root = ET.Element("fileDetails")
     _sub(root, "reportId", report_id)
     _sub(root, "fileId", file_id)
     if f.original_file_name:
         _sub(root, "originalFileName", f.original_file_name)
+    if f.upload_date_time is not None:
+        _sub(root, "uploadedToEspTimestamp", f.upload_date_time)
     if f.viewed_by_esp is not None:
         _sub(root, "fileViewedByEsp", f.viewed_by_esp)
     if f.publicly_available is not None:
@@ -285,12 +404,9 @@ def parse_key_fields(document: str) -> dict[str, Any]:
         "incident_date_time": report.findtext("incidentSummary/incidentDateTime"),
         "chat": report.findtext("internetDetails/chatImIncident/content"),
         "live_streams": [
-            {
-                "stream_id": ls.findtext("streamId"),
-                "start": ls.findtext("startDateTime"),
-                "detections": [d.text for d in ls.findall("detectionDateTime")],
-            }
-            for ls in report.findall("internetDetails/liveStreamIncident")
+            {"stream_id": el.findtext("chatRoomName"), "description": el.findtext("additionalInfo")}
+            for el in report.findall("internetDetails/*")
+            if (el.findtext("additionalInfo") or "").startswith(("Livestream", "Video call"))
         ],
         "persons": persons,
         "files": files,

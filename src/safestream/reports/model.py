@@ -41,12 +41,17 @@ class Reporter(_Model):
     emergency_contact: Contact | None = None
 
 
+#: The event names NCMEC's schema takes for an IP or device capture.
+IP_EVENT_NAMES = ("Login", "Registration", "Purchase", "Upload", "Other", "Unknown")
+
+
 class IpCaptureEvent(_Model):
     """One IP address seen for the reported account, with its source port and time."""
 
     ip_address: str = Field(min_length=1, max_length=64)
     #: Source port: behind carrier-grade NAT the address alone rarely names a subscriber.
     port: int | None = Field(default=None, ge=0, le=65535)
+    #: One of :data:`IP_EVENT_NAMES` for NCMEC (the quality gate says so otherwise).
     event_name: str = Field(default="Upload", max_length=64)
     date_time: AwareDatetime | None = None
     possible_proxy: bool | None = None
@@ -137,6 +142,8 @@ class LiveStreamIncident(_Model):
     platform: str | None = Field(default=None, max_length=200)
     #: The platform's id of the stream or call.
     stream_id: str | None = Field(default=None, max_length=300)
+    #: Where the stream could be watched (its page), when there is one.
+    url: str | None = Field(default=None, max_length=2048)
     started_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
     #: Whether anyone else watched or took part (None: not recorded).
@@ -188,6 +195,7 @@ class Report(_Model):
 
 
 __all__ = [
+    "IP_EVENT_NAMES",
     "AccountDisabled",
     "ChatIncident",
     "Contact",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from safestream.reports.model import Report
+from safestream.reports.cybertipline import MAX_ESCALATION_CHARS
+from safestream.reports.model import IP_EVENT_NAMES, Report, ReportedPerson
 
 Severity = Literal["blocking", "warning"]
 
@@ -53,13 +54,59 @@ def check_report(report: Report) -> list[Finding]:
         )
     if report.incident.incident_date_time is None:
         add("no_incident_time", "blocking", "incident.incident_date_time", "no incident date-time")
-    if report.incident.escalate_to_high_priority and not report.incident.escalation_reason:
+    reason = (report.incident.escalation_reason or "").strip()
+    if report.incident.escalate_to_high_priority and not reason:
         add(
             "escalation_without_reason",
+            "blocking",
+            "incident.escalation_reason",
+            "escalated to high priority without a reason: NCMEC escalates only on a reason's "
+            "text, so the report would go out unescalated",
+        )
+    if len(reason) > MAX_ESCALATION_CHARS:
+        add(
+            "escalation_reason_too_long",
             "warning",
             "incident.escalation_reason",
-            "escalated to high priority without a reason",
+            f"the escalation reason is cut to NCMEC's {MAX_ESCALATION_CHARS} characters",
         )
+    if not (report.web_page_url or report.chat or report.peer_to_peer or report.live_streams):
+        add(
+            "no_incident_details",
+            "warning",
+            "web_page_url",
+            "no web page, chat, peer-to-peer or stream details: NCMEC expects at least one "
+            "(e.g. the URL where the content was posted)",
+        )
+    if len(report.persons) > 1:
+        add(
+            "several_reported_persons",
+            "warning",
+            "persons",
+            f"{len(report.persons)} reported accounts: NCMEC's report takes one, so the first "
+            "is structured and the others are described in additionalInfo (or file one report "
+            "per account)",
+        )
+    events = [(f"persons[{i}]", p) for i, p in enumerate(report.persons)] + [
+        (f"files[{k}].upload_ip_event", f) for k, f in enumerate(report.files)
+    ]
+    for base, holder in events:
+        evs = (
+            [(f"{base}.ip_capture_events[{j}]", e) for j, e in enumerate(holder.ip_capture_events)]
+            if isinstance(holder, ReportedPerson)
+            else [(base, holder.upload_ip_event)]
+            if holder.upload_ip_event is not None
+            else []
+        )
+        for path, ev in evs:
+            if ev.event_name not in IP_EVENT_NAMES:
+                add(
+                    "ip_event_name_unknown",
+                    "blocking",
+                    f"{path}.event_name",
+                    f"event name {ev.event_name!r} is not one NCMEC takes: "
+                    f"{', '.join(IP_EVENT_NAMES)}",
+                )
     if report.chat is not None and not (report.chat.excerpt or "").strip():
         add(
             "chat_without_conversation",

@@ -75,8 +75,15 @@ PRESETS: dict[str, str] = {
 }
 #: ``responseCode`` of success.
 CODE_OK = 0
-#: ``responseCode`` of /finish on a report already finished (as modelled).
-CODE_ALREADY_FINISHED = 1200
+#: ``responseCode`` values as NCMEC documents them (cross-checked against several public
+#: clients of the API, README "Reports"): the report id is unknown (an unfinished report
+#: expires 24 h after it was opened, or 1 h after its last file); already retracted;
+#: already finished.
+CODE_NO_SUCH_REPORT = 5001
+CODE_ALREADY_RETRACTED = 5101
+CODE_ALREADY_FINISHED = 5102
+#: Authentication required / not authorised.
+AUTH_CODES = frozenset({2000, 3000, 3100, 3300})
 #: HTTP statuses worth another try: the request did not take effect.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: How long a running submission holds its report before another may take over.
@@ -364,6 +371,11 @@ class CybertipClient:
                     f"/{step} refused with HTTP {status}: {text[:300]}"
                 ) from None
             raise
+        if resp.code in AUTH_CODES:
+            raise CybertipAuthError(
+                f"the hotline refused our credentials on /{step} (responseCode {resp.code}: "
+                f"{resp.description or 'no description'}); check {ENV_USER} and {ENV_PASSWORD}"
+            )
         if resp.code != CODE_OK and resp.code not in accept:
             raise CybertipRejected(
                 f"/{step} refused: responseCode {resp.code} ({resp.description or 'no description'})",
@@ -395,13 +407,24 @@ class CybertipClient:
         return remote
 
     def upload(self, remote_id: str, filename: str, content: bytes, media_type: str) -> str:
-        """POST one file of the report; the hotline's file id."""
+        """POST one file of the report; the hotline's file id.
+
+        The answer's ``hash`` (the MD5 of what the hotline received), when given,
+        must be the file's: a mismatch is a transfer error (retryable).
+        """
         body, ctype, logged = _multipart({"id": remote_id}, "file", filename, content, media_type)
         status, text = self.call("upload", "POST", "/upload", body, ctype, logged_body=logged)
         resp = self._checked("upload", status, text)
         file_id = resp.fields.get("fileId", "")
         if not file_id:
             raise CybertipRejected("/upload succeeded without a fileId in the answer")
+        received = resp.fields.get("hash", "").strip().lower()
+        sent = hashlib.md5(content, usedforsecurity=False).hexdigest()
+        if received and received != sent:
+            raise CybertipUnavailable(
+                f"/upload: the hotline received a file with MD5 {received}, we sent {sent}; "
+                "the upload is repeated on the next run"
+            )
         return file_id
 
     def fileinfo(self, document: str) -> None:
@@ -413,8 +436,10 @@ class CybertipClient:
         self._form("finish", remote_id, accept=frozenset({CODE_ALREADY_FINISHED}))
 
     def retract(self, remote_id: str) -> None:
-        """Withdraw an unfinished report."""
-        self._form("retract", remote_id)
+        """Withdraw an unfinished report; one already retracted or gone counts as withdrawn."""
+        self._form(
+            "retract", remote_id, accept=frozenset({CODE_ALREADY_RETRACTED, CODE_NO_SUCH_REPORT})
+        )
 
     def status(self) -> Response:
         """Check that the endpoint answers and accepts the credentials."""
@@ -547,7 +572,15 @@ class SubmissionService:
             case = self.reports.cases.get(stored.case_id)
             client = self.client_factory(self._logger(report_id))
             try:
-                state = self._run(client, report_id, stored.report, case.account_id, state)
+                try:
+                    state = self._run(client, report_id, stored.report, case.account_id, state)
+                except CybertipRejected as exc:
+                    if exc.code != CODE_NO_SUCH_REPORT:
+                        raise
+                    # The unfinished report being resumed expired at the hotline (24 h
+                    # after it was opened, 1 h after its last file): submit it afresh, once.
+                    state = self._expired(report_id, exc)
+                    state = self._run(client, report_id, stored.report, case.account_id, state)
             except CybertipError as exc:
                 self._failed(client, report_id, exc)
                 raise
@@ -636,7 +669,9 @@ class SubmissionService:
                     }
                 state = self.repo.update(report_id, steps=state.steps | {key: done})
                 self._after_step("upload", state)
-            if "fileinfo_at" not in done:
+            if done.get("preserved") and "fileinfo_at" not in done:
+                # fileDetails need the hotline's fileId: a file not uploaded has none, and
+                # its hashes are in the report's additionalInfo instead.
                 details = file_details_element(
                     f, report_id=remote, file_id=str(done.get("file_id") or "")
                 )
@@ -669,6 +704,9 @@ class SubmissionService:
         if state.remote_report_id is None:
             self.repo.update(report_id, last_error=message)
             return
+        if isinstance(exc, CybertipRejected) and exc.code == CODE_NO_SUCH_REPORT:
+            self._expired(report_id, exc)  # nothing to retract; the next run starts afresh
+            return
         if not isinstance(exc, CybertipRejected):
             self.repo.update(
                 report_id,
@@ -691,6 +729,21 @@ class SubmissionService:
             steps={},
             retracted=[*state.retracted, state.remote_report_id],
             last_error=message,
+        )
+
+    def _expired(self, report_id: int, exc: CybertipRejected) -> SubmissionState:
+        """Forget a remote report the hotline no longer has; the next ``_run`` submits anew."""
+        state = self.repo.get(report_id)
+        return self.repo.update(
+            report_id,
+            status="pending",
+            remote_report_id=None,
+            steps={},
+            retracted=[*state.retracted, state.remote_report_id],
+            last_error=(
+                f"{type(exc).__name__}: {exc}; hotline report {state.remote_report_id} no "
+                "longer exists (unfinished reports expire), submitted afresh"
+            ),
         )
 
     def _mark_reported(
