@@ -23,6 +23,7 @@ from PIL import Image
 
 from safestream.engine import Engine
 from safestream.engine.video import add_video
+from safestream.errors import InputError
 from safestream.live import (
     ActionRequest,
     Monitor,
@@ -268,7 +269,10 @@ def test_srt_pushed_to_the_monitor_through_the_relay(engine: Engine, tmp_path: P
         monitor.add(good_source, StreamContext("srt-good"))
         relays = _relay_pids([bad_port, good_port])
         for argv in relays.values():
-            assert argv[argv.index("-protocol_whitelist") + 1] == "srt,udp"
+            # The entry's own whitelist is srt,udp (the script's option); pipe reads the script.
+            assert argv[argv.index("-protocol_whitelist") + 1] == "pipe,srt,udp"
+            assert argv[argv.index("-i") + 1] == "pipe:0"
+            assert not [a for a in argv if "srt" in a and "udp" not in a]  # no URL
             assert argv[argv.index("-c") + 1] == "copy"  # it never decodes
         for port, known in ((bad_port, True), (good_port, False)):
             _wait_bound(port)
@@ -334,14 +338,15 @@ def test_relay_failure_is_a_clear_error_without_credentials(started: list[relay.
     """The child's own message (its last stderr lines) with user info and passphrase masked."""
     url = (
         f"srt://alice:hunter22@127.0.0.1:{_udp_port()}"
-        "?mode=caller&connect_timeout=300&passphrase=verysecret123"
+        "?mode=caller&connect_timeout=300&passphrase=verysecret123&streamid=#!::u=bob,r=x"
     )
     with pytest.raises(StreamError) as info:
         Source(url=url).open()
     message = str(info.value)
     assert "ffmpeg relay exited with status" in message and "Input/output error" in message
     assert "127.0.0.1" in message and "passphrase=***" in message
-    for secret in ("verysecret123", "hunter22", "alice"):
+    assert "Impossible to open" not in message  # the concat demuxer's echo of the URL
+    for secret in ("verysecret123", "hunter22", "alice", "u=bob"):
         assert secret not in message
     assert len(started) == 1 and _gone(started[0].pid)
 
@@ -385,21 +390,29 @@ def test_without_any_srt_the_error_is_the_usual_one(monkeypatch: pytest.MonkeyPa
 
 
 def test_relay_command_and_redaction() -> None:
-    """The child's argv carries the options as input options, never a second input."""
-    argv = relay.command(
-        "ffmpeg",
-        "srt://127.0.0.1:9000",
-        {"protocol_whitelist": "srt,udp"},
-        listen=True,
-        format=None,
-    )
-    assert argv[argv.index("-mode") + 1] == "listener"
-    assert argv[argv.index("-protocol_whitelist") + 1] == "srt,udp"
-    assert argv[argv.index("-i") + 1] == "srt://127.0.0.1:9000"
+    """The URL and its options go in the concat script; argv names only the script's pipe."""
+    url = "srt://127.0.0.1:9000?passphrase=hunter22hunter22"
+    kind: dict[str, Any] = {"listen": True, "format": None}
+    argv = relay.command("ffmpeg", url, {"protocol_whitelist": "srt,udp"}, **kind)
+    assert argv[argv.index("-f") + 1] == "concat" and "-mode" not in argv
+    assert argv[argv.index("-protocol_whitelist") + 1] == "pipe,srt,udp"
+    assert argv[argv.index("-analyzeduration") + 1] == "1000000"
+    assert argv[argv.index("-i") + 1] == "pipe:0"
+    assert not [a for a in argv if "9000" in a or "hunter22" in a]
     assert argv[-3:] == ["-f", "mpegts", "pipe:1"] and "copy" in argv
-    for bad in ({"i": "file:/etc/passwd"}, {"-i": "x"}, {"filter_complex": "x"}):
-        with pytest.raises(Exception, match="cannot be passed"):
+    script = relay.concat_script(url, {"protocol_whitelist": "srt,udp"}, **kind)
+    assert script.decode().splitlines() == [
+        "ffconcat version 1.0",
+        f"file '{url}'",
+        "option analyzeduration '1000000'",
+        "option protocol_whitelist 'srt,udp'",
+        "option mode 'listener'",
+    ]
+    for bad in ({"i": "file:/etc/passwd"}, {"-i": "x"}, {"filter_complex": "x"}, {"a b": "x"}):
+        with pytest.raises(InputError, match="cannot be passed"):
             relay.command("ffmpeg", "srt://h:1", bad, listen=False, format=None)
+        with pytest.raises(InputError, match="cannot be passed"):
+            relay.concat_script("srt://h:1", bad, listen=False, format=None)
     assert (
         relay.redact("srt://u:p@h:1/x?mode=caller&passphrase=s3cret&streamid=#!::u=a")
         == "srt://h:1/x?mode=caller&passphrase=***&streamid=***"
@@ -430,3 +443,138 @@ def test_stopping_a_relay_that_waits_for_its_caller_is_prompt(started: list[rela
     assert end["ended_by"] == "stopped", rec.of("idle", "error")
     assert not any("no data" in str(e) for e in rec.of("idle", "error"))
     assert started and all(_gone(r.pid) for r in started)
+
+
+def test_relay_script_quotes_the_url_as_one_token() -> None:
+    """A ``'`` is closed, escaped and reopened; backslashes, ``#`` and spaces stay literal."""
+    url = "srt://h:1?streamid=#!::r=it's a \\ test&latency=20"
+    script = relay.concat_script(url, {"latency": "o'k"}, listen=False, format="mpegts")
+    lines = script.decode().splitlines()
+    assert lines[1] == "file 'srt://h:1?streamid=#!::r=it'\\''s a \\ test&latency=20'"
+    assert lines[2:] == [
+        "option analyzeduration '1000000'",
+        "option latency 'o'\\''k'",
+        "option protocol_whitelist 'srt,udp'",  # the scheme's, when the source gives none
+        "option format_whitelist 'mpegts'",
+    ]
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\0"])
+def test_relay_refuses_what_would_add_a_script_line(breaker: str) -> None:
+    """A line break or NUL in the URL or an option value: InputError, nothing quoted into it."""
+    url = f"srt://127.0.0.1:9?passphrase=s3cretvalue1{breaker}file 'file:/etc/passwd'"
+    with pytest.raises(InputError, match="line break or NUL") as info:
+        relay.concat_script(url, {}, listen=False, format=None)
+    assert "s3cretvalue1" not in str(info.value) and "passwd" not in str(info.value)
+    with pytest.raises(InputError, match="option 'latency' has a line break or NUL"):
+        relay.concat_script("srt://h:1", {"latency": f"20{breaker}"}, listen=False, format=None)
+    with pytest.raises(InputError, match="line break or NUL"):
+        relay.command("ffmpeg", "srt://h:1", {"latency": f"20{breaker}"}, listen=False, format=None)
+
+
+@needs_srt
+def test_relay_refuses_a_url_with_a_line_break_before_starting(started: list[relay.Relay]) -> None:
+    """Through Source.open: the relay's InputError, and no child started."""
+    with pytest.raises(InputError, match="line break or NUL"):
+        Source(url="srt://127.0.0.1:9?mode=caller\nfile 'file:/etc/passwd'").open()
+    assert not started
+
+
+@needs_ffmpeg
+def test_relay_script_reaches_ffmpeg_intact(tmp_path: Path, started: list[relay.Relay]) -> None:
+    """FFmpeg's own tokenizer reads back the exact name: ``'``, ``\\``, ``#``, ``?``, spaces."""
+    clip = tmp_path / "it's a \\ #clip?x=1.ts"
+    encode_args = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1"]
+    encode_args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    subprocess.run(
+        [
+            FFMPEG or "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            *encode_args,
+            "-f",
+            "mpegts",
+            f"file:{clip}",
+        ],
+        check=True,
+    )
+    container = relay.open_relayed(
+        Source(url=f"file:{clip}", options={"protocol_whitelist": "file"})
+    )
+    try:
+        frames = sum(1 for _ in container.decode(video=0))
+    finally:
+        container.close()
+    assert frames == 10
+    (child,) = started
+    assert "#clip" not in " ".join(str(a) for a in child.proc.args)
+    assert child.proc.returncode == 0 and _gone(child.pid)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("url", ["file:/etc/passwd", "http://127.0.0.1:9/x", "pipe:0"])
+def test_relay_entry_is_held_to_the_source_whitelist(url: str, started: list[relay.Relay]) -> None:
+    """The script's entry opens only the source's protocols, not even the script's own pipe."""
+    with pytest.raises(StreamError, match=r"Protocol '\w+' not on whitelist 'srt,udp'"):
+        relay.open_relayed(Source(url=url, options={"protocol_whitelist": "srt,udp"}))
+    assert len(started) == 1 and _gone(started[0].pid)
+
+
+#: SRT passphrases are 10 to 79 characters.
+PASSPHRASE = "nobody-sees-this-7Qx2"
+STREAMID = "#!::u=alice,r=live-'9Kd"
+
+
+def _proc_bytes(pid: int, name: str) -> bytes:
+    """/proc/PID/name once the child's exec has filled it (empty for a moment before)."""
+    deadline = time.monotonic() + 10
+    while not (data := Path(f"/proc/{pid}/{name}").read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return data
+
+
+@needs_srt
+def test_relay_child_shows_no_url_to_other_users(engine: Engine, tmp_path: Path) -> None:
+    """Neither argv nor environment of a running child has the URL; the stream flows all the same.
+
+    The caller pushes with the same passphrase: it connects only if the passphrase reached
+    the child intact (SRT refuses a mismatched one).
+    """
+    port = _udp_port()
+    policy = SourcePolicy.parse((f"srt://127.0.0.1:{port}",), None)
+    source = policy.source(
+        f"srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}&streamid={STREAMID}"
+    )
+    source.reconnect = False
+    rec = Recorder()
+    monitor = _monitor(engine, rec)
+    pusher = None
+    try:
+        monitor.add(source, StreamContext("secret"))
+        (pid,) = _relay_pids([port])
+        _wait_bound(port)
+        pusher = subprocess.Popen(
+            producer(
+                tmp_path, f"srt://127.0.0.1:{port}?mode=caller&passphrase={PASSPHRASE}", known=False
+            ),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert rec.sampled.wait(timeout=30), rec.events
+        cmdline, environ = _proc_bytes(pid, "cmdline"), _proc_bytes(pid, "environ")
+        assert b"pipe:0" in cmdline.split(b"\0")
+        assert b"PATH=" in environ
+        for secret in (PASSPHRASE, STREAMID, "alice", f"127.0.0.1:{port}", "srt://"):
+            assert secret.encode() not in cmdline, cmdline
+            assert secret.encode() not in environ
+        assert monitor.wait(timeout=60)
+    finally:
+        monitor.close()
+        if pusher is not None:
+            _stop(pusher)
+    (end,) = rec.of("secret", "stream_end")
+    assert end["ended_by"] == "eof", rec.of("secret", "error")
+    assert end["metrics"]["samples"] >= SECONDS - 1
+    assert all(e["verdict"] == "no_match" for e in rec.of("secret", "sample"))
+    assert _gone(pid)

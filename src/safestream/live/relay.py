@@ -6,7 +6,27 @@ protocol and the program has it, :meth:`Source.open <safestream.live.ingest.Sour
 runs the program as a child that only copies (``-c copy``, no decoding) the source into
 MPEG-TS on its stdout, and PyAV reads that pipe like any other MPEG-TS pipe:
 
-    ffmpeg -nostdin -loglevel error [-protocol_whitelist ...] -i URL -c copy -f mpegts pipe:1
+    ffmpeg -nostdin -loglevel error -f concat -safe 0 [-protocol_whitelist pipe,...]
+           -i pipe:0 -c copy -f mpegts pipe:1
+
+The URL is never on the child's command line (where ``ps`` and ``/proc/PID/cmdline``
+show it to every local user: an SRT URL carries its ``passphrase`` and ``streamid``),
+nor in its environment, nor in a file. It reaches the child on its stdin, as a
+one-entry script of FFmpeg's concat demuxer (see :func:`concat_script`)::
+
+    ffconcat version 1.0
+    file 'srt://host:port?mode=caller&passphrase=...'
+    option protocol_whitelist 'srt,udp'
+    option analyzeduration '1000000'
+
+The demuxer opens that entry as the real input, with the ``option`` lines as its input
+options (Debian 12's FFmpeg 5.1 has the directive; a program without it fails on the
+script's "unknown keyword") and the outer input's interrupt callback, so a listener
+waiting for its caller still ends at once on SIGTERM. It
+shifts timestamps to start at 0, as the program does anyway, and ends when the entry
+ends, so the child exits when the SRT peer goes away. ``-safe 0`` lets the entry be a
+URL. A URL or option value with a line break or NUL is refused (:class:`InputError`):
+it could add lines to the script; a ``'`` is escaped.
 
 The child belongs to the container it feeds: closing the container (the monitor does
 at the end of every connection, including on stop and ``end_stream``) terminates and
@@ -17,10 +37,14 @@ child that exits with an error gives a :class:`StreamError` with the last lines 
 stderr, with the URL's credentials (user info, ``passphrase`` and the like) masked.
 Reconnecting is the session's business, as for every URL source.
 
-The source's options (the allow-list's ``protocol_whitelist`` among them) are passed to
-the child as input options, so the relay is held to the same protocols. The URL is on
-the child's command line, where local users may see it (``ps``): prefer SRT setups
-whose passphrase is not secret from the machine's other users.
+The source's options (the allow-list's ``protocol_whitelist`` among them) are the
+entry's input options, so the relayed input is held to the same protocols: the
+demuxer's own ``pipe`` is not among them. The whitelist also binds the outer input
+(with ``pipe`` added, to read the script). A source without one gets its scheme's
+protocols from the allow-list's table (``srt,udp``), or its scheme alone. Unlike an
+option on the command line, an option nothing uses is ignored (FFmpeg warns), not an
+error. A forced ``format`` becomes the entry's ``format_whitelist``: the input is
+probed and must turn out to be that format.
 """
 
 from __future__ import annotations
@@ -42,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from safestream.errors import InputError
+from safestream.live.allow import PROTOCOLS
 from safestream.live.ingest import StreamError
 from safestream.signals.video import require_av
 
@@ -65,6 +90,15 @@ SECRET_KEYS = frozenset(
 _OPTION_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 #: Command-line options that would add an input or change what the child reads or writes.
 _REFUSED_OPTIONS = frozenset({"i", "y", "n", "f", "map", "filter_complex", "lavfi"})
+#: Input options the child also gives its outer (concat) input, which probes too.
+_PROBE_OPTIONS = ("analyzeduration", "probesize")
+#: Characters at which FFmpeg's line reader ends an ffconcat script line.
+_LINE_BREAKS = ("\n", "\r", "\0")
+#: How the child's stderr names its input, the script on stdin (not followed by a digit).
+_SCRIPT_NAME = re.compile(r"\bpipe:0(?!\d)")
+#: The concat demuxer's line for an entry that failed to open: the lines around it say
+#: why and name the URL already.
+_ENTRY_FAILED = re.compile(r"\[concat @ 0x[0-9a-f]+\] Impossible to open ")
 
 _live: weakref.WeakSet[Relay] = weakref.WeakSet()
 
@@ -128,23 +162,32 @@ def _secrets(url: str) -> list[str]:
     found = []
     if "@" in parts.netloc:
         found.append(parts.netloc.rsplit("@", 1)[0])
-    raw = parts.query.split("&") if parts.query else []
-    for item in raw:
+    # FFmpeg's protocols take all after the first "?" as the query, "#" too: an SRT
+    # streamid is often "#!::u=...,r=...", which urlsplit would cut off as a fragment.
+    query = url.partition("?")[2]
+    for item in query.split("&") if query else []:
         key, _, value = item.partition("=")
         if key.lower() in SECRET_KEYS and value:
             found.append(value)
     return sorted(found, key=len, reverse=True)
 
 
-def command(
-    ffmpeg: str, url: str, options: Mapping[str, str], *, listen: bool, format: str | None
-) -> list[str]:
-    """The child's argument vector (no shell: each option and the URL are one argument)."""
-    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+def input_options(
+    url: str, options: Mapping[str, str], *, listen: bool, format: str | None
+) -> dict[str, str]:
+    """The relayed input's options: the source's, with the relay's defaults.
+
+    InputError for an option that cannot be passed (a key that is not a plain name,
+    one that would change what the child reads, a value with a line break or NUL).
+    """
     # FFmpeg probes 5 s of input before its first output by default, and that would add
     # to the first sample's latency (measured: 5.4 s to open, 1.8 s with 1 s). PyAV probes
     # the pipe again, so a stream whose parameters come later is still read.
-    opts = {"analyzeduration": "1000000", **options}
+    opts = {"analyzeduration": "1000000", **{k: str(v) for k, v in options.items()}}
+    # The child's input is its stdin pipe, whose default whitelist ("crypto,data") the
+    # entry would inherit: with none given, the scheme's protocols (the allow-list's).
+    scheme = scheme_of(url)
+    opts.setdefault("protocol_whitelist", PROTOCOLS.get(scheme, scheme))
     if listen:
         # SRT's listener is an option of its own; other protocols use FFmpeg's "listen".
         if scheme_of(url) == "srt":
@@ -152,23 +195,93 @@ def command(
         else:
             opts.setdefault("listen", "1")
     if format:
-        args += ["-f", format]
+        # The concat demuxer cannot force its entry's format: it may only allow that one.
+        opts.setdefault("format_whitelist", format)
     for key, value in opts.items():
         if not _OPTION_KEY.match(key) or key in _REFUSED_OPTIONS:
             raise InputError(f"source option {key!r} cannot be passed to the ffmpeg relay")
-        args += [f"-{key}", str(value)]
+        if _breaks_line(value):
+            raise InputError(
+                f"source option {key!r} has a line break or NUL in its value, which the "
+                "ffmpeg relay cannot pass: remove it"
+            )
+    return opts
+
+
+def _breaks_line(text: str) -> bool:
+    """Whether ``text`` holds a character that ends a line of an ffconcat script."""
+    return any(c in text for c in _LINE_BREAKS)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one token of an ffconcat script: single-quoted, each ``'`` as ``'\\''``.
+
+    Inside single quotes FFmpeg's tokenizer takes every character literally (a
+    backslash too) up to the next ``'``; outside, a backslash escapes the next one.
+    """
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def concat_script(
+    url: str, options: Mapping[str, str], *, listen: bool, format: str | None
+) -> bytes:
+    """The ffconcat script the child reads on its stdin: the URL and its input options.
+
+    InputError when the URL or an option value has a line break or NUL (FFmpeg ends a
+    script line at each, so it could add a line), or as :func:`input_options`.
+    """
+    if _breaks_line(url):
+        raise InputError(
+            "source URL has a line break or NUL character, which the ffmpeg relay "
+            "cannot pass: remove it"
+        )
+    opts = input_options(url, options, listen=listen, format=format)
+    lines = [
+        "ffconcat version 1.0",
+        f"file {_quoted(url)}",
+        *(f"option {key} {_quoted(value)}" for key, value in opts.items()),
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def command(
+    ffmpeg: str, url: str, options: Mapping[str, str], *, listen: bool, format: str | None
+) -> list[str]:
+    """The child's argument vector: no URL in it (no shell: each option is one argument).
+
+    The child reads :func:`concat_script` on its stdin (``pipe:0``).
+    """
+    opts = input_options(url, options, listen=listen, format=format)
+    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat"]
+    # The entry is a URL, which the demuxer's safe mode refuses (it allows plain
+    # relative file names only); the script is ours, with one entry.
+    args += ["-safe", "0"]
+    whitelist = opts.get("protocol_whitelist")
+    if whitelist:
+        # The demuxer copies its whitelist to the entry, whose own option (the same
+        # list, without pipe) then narrows it: bound twice, the entry never gets pipe.
+        args += ["-protocol_whitelist", f"pipe,{whitelist}"]
+    for key in _PROBE_OPTIONS:
+        if key in opts:  # the outer input probes too: no longer than the entry
+            args += [f"-{key}", opts[key]]
     # Flushing every packet keeps the pipe's latency at the source's own.
-    return [*args, "-i", url, "-c", "copy", "-flush_packets", "1", "-f", "mpegts", "pipe:1"]
+    return [*args, "-i", "pipe:0", "-c", "copy", "-flush_packets", "1", "-f", "mpegts", "pipe:1"]
 
 
 class Relay:
     """One running ``ffmpeg`` child copying a source into MPEG-TS on its stdout.
 
     PyAV reads it through :meth:`read`. :meth:`close` terminates and reaps the child.
+    ``script``, when given, is written to the child's stdin, which is then closed.
     """
 
     def __init__(
-        self, args: list[str], url: str, what: str, stop: threading.Event | None = None
+        self,
+        args: list[str],
+        url: str,
+        what: str,
+        stop: threading.Event | None = None,
+        script: bytes | None = None,
     ) -> None:
         self.url = url
         #: Set by whoever stops the stream: reads end within one poll (0.5 s).
@@ -182,7 +295,7 @@ class Relay:
         self._failed = False
         self.proc = subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if script is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
@@ -197,7 +310,23 @@ class Relay:
         )
         self._stderr_thread.start()
         _live.add(self)
+        if script is not None:
+            self._send(script)
         log.info("ffmpeg relay started", extra={"source": what, "pid": self.proc.pid})
+
+    def _send(self, script: bytes) -> None:
+        """Write the script to the child's stdin and close it (EOF ends the script)."""
+        assert self.proc.stdin is not None
+        # A short script fits in the pipe's buffer at once; a longer one waits for the
+        # child, which reads its input first thing.
+        try:
+            view = memoryview(script)
+            while view:
+                view = view[os.write(self.proc.stdin.fileno(), view) :]
+        except OSError:
+            pass  # the child exited before reading it: read() reports its stderr
+        finally:
+            self.proc.stdin.close()
 
     @property
     def pid(self) -> int:
@@ -207,7 +336,7 @@ class Relay:
     def _drain_stderr(self, stream: Any) -> None:
         for raw in stream:
             line = raw.decode("utf-8", "replace").strip()
-            if line:
+            if line and not _ENTRY_FAILED.match(line):
                 self._stderr.append(self._scrub(line))
         stream.close()
 
@@ -215,7 +344,8 @@ class Relay:
         text = text.replace(self.url, self.what)
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        # The child calls its input by the script's name ("pipe:0: Input/output error").
+        return _SCRIPT_NAME.sub(lambda _: self.what, text)
 
     def stderr_tail(self) -> str:
         """The child's last stderr lines (credentials masked), joined by ' | '."""
@@ -318,9 +448,11 @@ def open_relayed(source: Source, stop: threading.Event | None = None) -> Relayed
     path = program()
     assert source.url is not None and path is not None
     what = redact(source.url)
-    args = command(path, source.url, source.options, listen=source.listen, format=source.format)
+    listen, format = source.listen, source.format
+    args = command(path, source.url, source.options, listen=listen, format=format)
+    script = concat_script(source.url, source.options, listen=listen, format=format)
     try:
-        relay = Relay(args, source.url, what, stop)
+        relay = Relay(args, source.url, what, stop, script=script)
     except OSError as exc:
         raise StreamError(f"{what}: cannot start the ffmpeg relay ({exc})") from exc
     av = require_av()
@@ -357,6 +489,8 @@ __all__ = [
     "RelayedContainer",
     "can_relay",
     "command",
+    "concat_script",
+    "input_options",
     "live_relays",
     "open_relayed",
     "program",
