@@ -466,3 +466,73 @@ def test_more_samples_than_the_header_promised_are_still_classified(tmp_path: Pa
     times = [round(f.timestamp_s) for f in result.frames]
     assert len(times) <= 4 and times[-1] >= 8, times  # the tail is covered
     assert times == sorted(times)
+
+
+# ---------------------------------------------------------------------------
+# Extra frames: what the regular samples miss
+
+
+def test_a_second_stream_and_a_flash_between_samples_are_classified(tmp_path: Path) -> None:
+    """Content in a stream players do not pick, or shown between samples, still scores."""
+    from safestream.classify.video import FrameScorer
+    from video_support import encode_tracks
+
+    # Stream 0 (default): blue, with a red flash of 0.3 s between the samples at 1 and 2 s.
+    flash = [BLUE] * 14 + [RED] * 3 + [BLUE] * 13
+    tracks = encode_tracks(tmp_path / "two.mp4", flash, [RED] * 30, fps=FPS, default=0)
+    scorer = FrameScorer([Redness()])
+    hashes = hash_video(tracks, on_sample=scorer, on_extra=scorer.extra)
+    result = scorer.result(hashes.frames_sampled)
+    # The regular samples (0, 1, 2 s of stream 0) are all blue: the rule never holds.
+    assert [round(f.timestamp_s) for f in result.frames] == [0, 1, 2]
+    assert not any(f.over for f in result.frames) and not result.flagged
+    # ... but the flash (a scene change) and the hidden red stream are classified.
+    scene = [f for f in result.extra_frames if f.scene_change]
+    assert any(f.over and 1.3 <= f.timestamp_s <= 1.7 for f in scene), scene
+    assert all(f.stream_index == hashes.stream_index for f in scene)
+    other = [f for f in result.extra_frames if f.stream_index == 1]
+    assert other and all(f.over == ("explicit_nudity",) for f in other)
+    top = result.max_scores["explicit_nudity"]
+    assert top is not None and top > 0.9  # what a policy's min_scores sees
+    listed = result.answer_frames()
+    assert any(f.get("stream_index") == 1 for f in listed)
+    assert any(f.get("scene_change") for f in listed)
+    assert result.summary()["extra_classified_frames"] == len(result.extra_frames)
+    # Without on_extra (the sampled frames only) the same file scores blue.
+    plain = FrameScorer([Redness()])
+    hash_video(tracks, on_sample=plain)
+    only = plain.result(3)
+    assert only.extra_frames == () and (only.max_scores["explicit_nudity"] or 0) < 0.1
+
+
+def test_extra_frames_are_capped_evenly(tmp_path: Path) -> None:
+    from safestream.classify.video import FrameScorer
+
+    # A cut every 0.5 s: at most two scene changes a second are taken, all extra.
+    path = tmp_path / "cuts.mp4"
+    encode(path, shots([RED if i % 2 else BLUE for i in range(20)], 0.5, FPS), fps=FPS)
+    scorer = FrameScorer([Redness()], max_frames=20, max_extra_frames=3)
+    hash_video(path, on_sample=scorer, on_extra=scorer.extra)
+    assert scorer.extra_seen > 3
+    kept = scorer.result(10).extra_frames
+    assert 1 <= len(kept) <= 3
+    times = [f.timestamp_s for f in kept]
+    assert times == sorted(times) and times[-1] - times[0] >= 2.0  # spread, not the first 3
+
+
+def test_a_checked_video_lists_extra_frames(
+    store: Store, integrator: dict[str, str], upload_dir: Path, tmp_path: Path
+) -> None:
+    """Through POST /v1/check: a hidden second stream raises the video's score."""
+    from video_support import encode_tracks
+
+    tracks = encode_tracks(tmp_path / "hidden.mp4", [BLUE] * 30, [RED] * 30, fps=FPS, default=0)
+    with make_client(store) as c:
+        c.app.state.safestream.classifiers = [Redness()]  # type: ignore[attr-defined]
+        r = check_upload(c, integrator, tracks)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    summary = body["classification_summary"]
+    assert summary["extra_classified_frames"] >= 3
+    assert body["scores"]["explicit_nudity"] > 0.9
+    assert any(f.get("stream_index") == 1 for f in body["classifications"])

@@ -252,6 +252,7 @@ async def _check_video(
                         # The header may understate the length: never decode for long here.
                         max_duration_s=sync_max + 1.0,
                         on_sample=scorer,
+                        on_extra=scorer.extra if scorer else None,
                     )
                 )
             except VideoTooLongError:

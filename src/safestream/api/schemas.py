@@ -338,6 +338,13 @@ class FrameClassificationOut(BaseModel):
     timestamp_s: float = Field(description="seconds from the video's first frame")
     scores: dict[str, float] = Field(description="category -> merged score (assessed ones)")
     over_threshold: list[str] = Field(description="categories at or over the threshold")
+    stream_index: int | None = Field(
+        default=None,
+        description="an extra frame from another video stream than the one players pick",
+    )
+    scene_change: bool = Field(
+        default=False, description="an extra frame taken at a scene change between samples"
+    )
 
 
 class VideoRuleOut(BaseModel):
@@ -353,6 +360,11 @@ class VideoClassificationOut(BaseModel):
 
     models: list[str]
     classified_frames: int
+    extra_classified_frames: int = Field(
+        default=0,
+        description="frames classified besides the samples: scene changes between samples "
+        "and the other video streams' frames; they count towards max_scores, not the rule",
+    )
     sampled_frames: int = Field(description="frames sampled; all or an even subset classified")
     frames_over_threshold: int
     max_scores: dict[str, float | None] = Field(

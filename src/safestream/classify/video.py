@@ -17,7 +17,16 @@ by every configured classifier (:func:`~safestream.classify.assess`). The result
 At most ``max_frames`` frames are classified: beyond that the samples are thinned
 evenly over the video, and "consecutive" means consecutive classified frames. Checks
 hash and classify in one decode (:class:`FrameScorer` as ``hash_video``'s
-``on_sample``); :func:`classify_video` decodes on its own.
+``on_sample``, and its :meth:`FrameScorer.extra` as ``on_extra``); :func:`classify_video`
+decodes on its own, the sampled frames only.
+
+**Extra frames**: in checks, the frames a regular sample would miss are classified
+too: scene changes between samples (a picture shown for less than the sampling
+interval) and the samples of every other video stream (a second track players do not
+show by default). At most ``max_extra_frames`` of them (thinned evenly). They count
+towards ``max_scores`` and the over-threshold frames (marked ``scene_change`` or with
+their ``stream_index``), not towards the temporal rule, which is about consecutive
+regular samples.
 """
 
 from __future__ import annotations
@@ -135,15 +144,24 @@ class FrameScores:
     scores: CategoryScores
     #: Categories at or over the rule's threshold on this frame.
     over: tuple[str, ...]
+    #: An extra frame's video stream (None: the stream players pick, a regular sample).
+    stream_index: int | None = None
+    #: An extra frame taken at a scene change between regular samples.
+    scene_change: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (scores rounded; unassessed categories left out)."""
-        return {
+        out: dict[str, Any] = {
             "frame_number": self.frame_number,
             "timestamp_s": round(self.timestamp_s, 3),
             "scores": {k: round(v, 6) for k, v in self.scores.items() if v is not None},
             "over_threshold": list(self.over),
         }
+        if self.stream_index is not None:
+            out["stream_index"] = self.stream_index
+        if self.scene_change:
+            out["scene_change"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,8 @@ class VideoClassification:
     flagged_categories: tuple[str, ...]
     #: Category -> (start, end) timestamps of the first window where the rule held.
     flagged_spans_s: dict[str, tuple[float, float]]
+    #: Extra frames classified (scene changes, other video streams), in time order.
+    extra_frames: tuple[FrameScores, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -169,8 +189,11 @@ class VideoClassification:
         return bool(self.flagged_categories)
 
     def frames_over(self) -> list[FrameScores]:
-        """The frames with some category at or over the threshold, in time order."""
-        return [f for f in self.frames if f.over]
+        """The frames (extra ones too) with some category at or over the threshold, by time."""
+        return sorted(
+            (f for f in (*self.frames, *self.extra_frames) if f.over),
+            key=lambda f: f.timestamp_s,
+        )
 
     def answer_frames(self, limit: int = DEFAULT_MAX_LISTED_FRAMES) -> list[dict[str, Any]]:
         """Over-threshold frames for an answer: the ``limit`` highest-scoring, by time."""
@@ -186,6 +209,7 @@ class VideoClassification:
         return {
             "models": list(self.models),
             "classified_frames": len(self.frames),
+            "extra_classified_frames": len(self.extra_frames),
             "sampled_frames": self.frames_sampled,
             "frames_over_threshold": len(self.frames_over()),
             "max_scores": {
@@ -216,10 +240,11 @@ def aggregate(
     models: tuple[str, ...],
     rule: TemporalRule,
     frames_sampled: int,
+    extra: Sequence[FrameScores] = (),
 ) -> VideoClassification:
-    """Max scores per category and the temporal rule over classified frames."""
+    """Max scores per category (extra frames too) and the temporal rule over ``frames``."""
     max_scores = not_assessed()
-    for f in frames:
+    for f in (*frames, *extra):
         for category, value in f.scores.items():
             if value is None:
                 continue
@@ -240,6 +265,7 @@ def aggregate(
         max_scores=max_scores,
         flagged_categories=tuple(flagged),
         flagged_spans_s=spans,
+        extra_frames=tuple(sorted(extra, key=lambda f: f.timestamp_s)),
     )
 
 
@@ -262,6 +288,7 @@ class FrameScorer:
         max_frames: int = DEFAULT_MAX_CLASSIFIED_FRAMES,
         expected_samples: int | None = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
+        max_extra_frames: int | None = None,
     ) -> None:
         if not classifiers:
             raise InputError("classifying a video needs at least one classifier")
@@ -279,6 +306,12 @@ class FrameScorer:
         )
         self.stride = 1  # used without picks: keep samples whose index is a multiple of it
         self.kept: list[tuple[int, FrameScores]] = []
+        #: Extra frames (scene changes, other streams): at most this many, half the
+        #: regular cap by default.
+        self.max_extra = max(1, max_frames // 2) if max_extra_frames is None else max_extra_frames
+        self.extra_seen = 0
+        self.extra_stride = 1
+        self.extras: list[tuple[int, FrameScores]] = []
 
     def __call__(self, index: int, number: int, t: float, frame: Any) -> None:
         from safestream.classify import assess
@@ -300,6 +333,29 @@ class FrameScorer:
             self.stride *= 2
             self.kept = self.kept[::2]
 
+    def extra(
+        self, stream_index: int | None, number: int, t: float, frame: Any, scene_change: bool
+    ) -> None:
+        """Score an extra frame: a scene change between samples, or another stream's frame.
+
+        It fits ``hash_video``'s ``on_extra``. At most ``max_extra_frames`` are kept:
+        past the cap, every other kept one is dropped and half as many are scored from
+        then on (evenly spread, at up to twice the classifier work).
+        """
+        from safestream.classify import assess
+
+        seen = self.extra_seen
+        self.extra_seen += 1
+        if self.max_extra <= 0 or seen % self.extra_stride:
+            return
+        _, scores = assess(self.classifiers, frame_rgb(frame, self.max_side))
+        threshold = self.rule.score_threshold
+        over = tuple(c for c in CATEGORIES if (v := scores.get(c)) is not None and v >= threshold)
+        self.extras.append((seen, FrameScores(number, t, scores, over, stream_index, scene_change)))
+        while len(self.extras) > self.max_extra:
+            self.extra_stride *= 2
+            self.extras = [(i, f) for i, f in self.extras if i % self.extra_stride == 0]
+
     def result(self, frames_sampled: int) -> VideoClassification:
         """The aggregate over the scored frames (``frames_sampled``: how many were sampled)."""
         return aggregate(
@@ -307,6 +363,7 @@ class FrameScorer:
             models=tuple(c.name for c in self.classifiers),
             rule=self.rule,
             frames_sampled=frames_sampled,
+            extra=[f for _, f in self.extras],
         )
 
 

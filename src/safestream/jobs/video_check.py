@@ -276,6 +276,7 @@ class VideoCheckHandler:
                 max_frame_pixels=max_frame_pixels,
                 name="the uploaded video",
                 on_sample=scorer,
+                on_extra=scorer.extra if scorer is not None else None,
             )
             if scorer is not None:
                 classified = scorer.result(hashes.frames_sampled)

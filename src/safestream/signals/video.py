@@ -26,6 +26,7 @@ import io
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -544,11 +545,16 @@ def hash_video(
     name: str | None = None,
     max_duration_s: float | None = None,
     on_sample: Callable[[int, int, float, av.video.frame.VideoFrame], None] | None = None,
+    on_extra: ExtraFrameCallback | None = None,
 ) -> VideoHashes:
     """Hash a video: file digests and PDQ of frames sampled ``sample_fps`` times a second.
 
     ``on_sample(index, frame number, seconds, frame)`` is called with every sampled
     frame (before folding), so that other work (classifiers) shares the decode.
+    ``on_extra(stream index, frame number, seconds, frame, scene change)`` is called
+    with the frames hashed besides those: scene changes between samples, and every
+    sample and scene change of the other video streams (and of a pass with the edit
+    list ignored).
 
     ``sample_fps=None`` hashes every frame (as vPDQ with one second per hash unset).
     Consecutive samples within ``fold_bits`` of the last kept one are folded into it
@@ -590,6 +596,7 @@ def hash_video(
             max_duration_s,
             on_sample,
             stream_index=order[0],
+            on_scene=None if on_extra is None else partial(on_extra, order[0]),
         )
     finally:
         container.close()
@@ -612,7 +619,9 @@ def hash_video(
                 max_side,
                 max_frame_pixels,
                 max_duration_s,
+                None if on_extra is None else partial(_regular_extra, on_extra, index),
                 stream_index=index,
+                on_scene=None if on_extra is None else partial(on_extra, index),
             )
         except NoFramesError:
             return None  # an empty extra track shows nothing
@@ -862,6 +871,17 @@ def frames_by_time(path: Path) -> Iterator[tuple[float, av.video.frame.VideoFram
             yield round(t - first, 4), frame
 
 
+#: ``on_extra(stream index, frame number, seconds, frame, scene change)``.
+ExtraFrameCallback = Callable[[int, int, float, "av.video.frame.VideoFrame", bool], None]
+
+
+def _regular_extra(
+    on_extra: ExtraFrameCallback, stream: int, _index: int, number: int, t: float, frame: Any
+) -> None:
+    """A regular sample of a stream other than the one players pick, as an extra frame."""
+    on_extra(stream, number, t, frame, False)
+
+
 def _hash_container(
     container: av.container.InputContainer,
     md5: str,
@@ -874,6 +894,7 @@ def _hash_container(
     max_duration_s: float | None = None,
     on_sample: Callable[[int, int, float, av.video.frame.VideoFrame], None] | None = None,
     stream_index: int | None = None,
+    on_scene: Callable[[int, float, av.video.frame.VideoFrame, bool], None] | None = None,
 ) -> VideoHashes:
     sampled = SampledFrames(
         container,
@@ -891,6 +912,8 @@ def _hash_container(
         if number in sampled.scene_numbers:
             pdq, quality = pdq_from_rgb(frame_rgb(frame, max_side))
             scene.append(FrameHash(number, quality, pdq, t))
+            if on_scene is not None:
+                on_scene(number, t, frame, True)
             continue
         if on_sample is not None:
             on_sample(index, number, t, frame)
