@@ -181,6 +181,54 @@ def print_breakdown(clips: dict[str, Path], seconds: int) -> None:
         print(f"| {name} | {' | '.join(row)} | {frames} |", flush=True)
 
 
+def print_frame_costs(clips: dict[str, Path]) -> None:
+    """Decode cost by frame kind (every frame, one thread, least of 3 runs per frame):
+    keyframes against the rest, and what a keyframe costs per stream-second at 1 sample/s
+    against the 10 ms that 100 streams per core allow."""
+    print("\nDecode cost by frame kind (every frame decoded, one thread):\n")
+    print(
+        "| clip | Mbit/s | keyframes: KB, ms each | other frames: KB, ms each "
+        "| keyframes: ms per stream-second | share of a 10 ms budget |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, path in clips.items():
+        best: dict[int, float] = {}
+        sizes: dict[int, tuple[bool, int]] = {}
+        duration = 0.0
+        for _ in range(3):
+            container = av.open(str(path))
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            cc.thread_type, cc.thread_count = "NONE", 1
+            index = 0
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if packet.pts is not None:
+                    duration = max(duration, float(packet.pts * stream.time_base))
+                t0 = time.process_time()
+                cc.decode(packet)
+                spent = time.process_time() - t0
+                best[index] = min(best.get(index, spent), spent)
+                sizes[index] = (bool(packet.is_keyframe), packet.size)
+                index += 1
+            container.close()
+        keys = [i for i, (k, _) in sizes.items() if k]
+        rest = [i for i, (k, _) in sizes.items() if not k]
+        total_bytes = sum(z for _, z in sizes.values())
+        seconds = max(duration, 1e-9)
+        key_ms = 1000 * sum(best[i] for i in keys) / len(keys)
+        rest_ms = 1000 * sum(best[i] for i in rest) / max(len(rest), 1)
+        key_kb = sum(sizes[i][1] for i in keys) / len(keys) / 1000
+        rest_kb = sum(sizes[i][1] for i in rest) / max(len(rest), 1) / 1000
+        per_s = key_ms * len(keys) / seconds
+        print(
+            f"| {name} | {8 * total_bytes / seconds / 1e6:.2f} | {key_kb:.0f}, {key_ms:.1f} "
+            f"| {rest_kb:.1f}, {rest_ms:.2f} | {per_s:.1f} | {per_s / 10:.0%} |",
+            flush=True,
+        )
+
+
 def benign_photos() -> dict[str, Any]:
     """scikit-image's bundled sample photos (benign; no download), as RGB arrays."""
     from skimage import data
@@ -436,6 +484,7 @@ def main() -> None:
             args.repeat,
         )
         print_breakdown({"synthetic": clip, "testsrc2": pattern}, args.seconds)
+        print_frame_costs({"synthetic": clip, "testsrc2": pattern, "photos": photos})
         print_hash_paths(Path(d))
         if args.strategies_only:
             return
