@@ -9,65 +9,46 @@ these tests skip, saying so.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
+from ffmpeg_support import (
+    FFMPEG,
+    SECONDS,
+    Recorder,
+    assert_detected_only_in,
+    known_engine,
+    make_monitor,
+    needs_ffmpeg,
+    producer,
+    stop_process,
+)
 from safestream.engine import Engine
-from safestream.engine.video import add_video
 from safestream.errors import InputError
 from safestream.live import (
-    ActionRequest,
-    Monitor,
-    SampleAnalyzer,
     Source,
     StreamContext,
     StreamError,
     relay,
 )
 from safestream.live.allow import SourcePolicy
-from safestream.signals.video import hash_video
-from safestream.store.banks import BankRepository
-from safestream.store.db import Store
-from video_support import encode, known_frame, shots
 
-FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(
-    FFMPEG is None,
-    reason="the ffmpeg program is not installed: `make test` installs Debian's as root "
-    "(or: apt-get install ffmpeg)",
-)
 needs_srt = pytest.mark.skipif(
     FFMPEG is None or "srt" not in relay.program_protocols(FFMPEG),
     reason="no ffmpeg program with SRT (libsrt): install Debian's ffmpeg",
 )
 
-FPS = 15
-SECONDS = 6
-#: The known picture is shown from second X to second Y of each test stream.
-X, Y = 2.0, 3.5
-KNOWN = known_frame(41)
-
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A bank holding a short clip of the known picture (SQLite: the store is not tested here)."""
-    store = Store.open(data_dir=tmp_path / "data")
-    repo = BankRepository(store)
-    clip = tmp_path / "known.mp4"
-    encode(clip, shots([KNOWN], 1, 10), fps=10)
-    repo.create_bank("known-video", source="test")
-    add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
-    yield Engine(repo)
-    store.dispose()
+    with known_engine(tmp_path) as e:
+        yield e
 
 
 @pytest.fixture
@@ -84,115 +65,11 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[relay.Relay]:
     return out
 
 
-def producer(tmp_path: Path, output: str, *, known: bool) -> list[str]:
-    """ffmpeg arguments: testsrc2 at real time, the known picture from X to Y, H.264, MPEG-TS."""
-    args = [
-        FFMPEG or "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size=320x240:rate={FPS}",
-    ]
-    if known:
-        png = tmp_path / "known.png"
-        Image.fromarray(KNOWN).save(png)
-        args += [
-            "-loop",
-            "1",
-            "-framerate",
-            str(FPS),
-            "-i",
-            str(png),
-            "-filter_complex",
-            f"[0:v][1:v]overlay=shortest=1:enable='between(t,{X},{Y})'",
-        ]
-    return [
-        *args,
-        "-t",
-        str(SECONDS),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-tune",
-        "zerolatency",
-        "-g",
-        str(FPS),
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "mpegts",
-        output,
-    ]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.requests: list[ActionRequest] = []
-        self.lock = threading.Lock()
-        self.sampled = threading.Event()
-
-    def event(self, e: dict[str, Any]) -> None:
-        with self.lock:
-            self.events.append(e)
-        if e["event"] == "sample":
-            self.sampled.set()
-
-    def action(self, r: ActionRequest) -> None:
-        with self.lock:
-            self.requests.append(r)
-
-    def of(self, stream_id: str, kind: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [e for e in self.events if e["stream_id"] == stream_id and e["event"] == kind]
-
-
-def _monitor(engine: Engine | None, rec: Recorder) -> Monitor:
-    callbacks = {a: rec.action for a in ("end_stream", "open_case", "obscure", "warn")}
-    return Monitor(
-        SampleAnalyzer(engine), on_event=rec.event, actions=callbacks, per_stream_queue=64
-    )
-
-
-def assert_detected_only_in(rec: Recorder, bad: str, good: str) -> None:
-    """A match within [X, Y + 1 s] ends ``bad`` once; ``good`` runs to its end untouched."""
-    samples = [(e["stream_time_s"], e["verdict"]) for e in rec.of(bad, "sample")]
-    matched = [e for e in rec.of(bad, "sample") if e["verdict"] == "match"]
-    assert matched, samples
-    assert X <= matched[0]["stream_time_s"] <= Y + 1.0, samples
-    assert matched[0]["matches"][0]["bank"] == "known-video"
-    assert [r.action for r in rec.requests].count("end_stream") == 1
-    assert {r.context.stream_id for r in rec.requests} == {bad}
-    (end,) = rec.of(bad, "stream_end")
-    assert end["ended_by"] == "end_stream"
-
-    assert rec.of(good, "sample") and all(
-        e["verdict"] == "no_match" for e in rec.of(good, "sample")
-    )
-    (good_end,) = rec.of(good, "stream_end")
-    assert good_end["ended_by"] == "eof", rec.of(good, "error")
-    assert good_end["metrics"]["samples"] >= SECONDS - 1  # one a second, the stream's length
-    assert not rec.of(good, "error")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.stdout is not None:
-        proc.stdout.close()
-    proc.kill()
-    proc.wait()
-
-
 @needs_ffmpeg
 def test_ffmpeg_program_into_a_pipe(engine: Engine, tmp_path: Path) -> None:
     """MPEG-TS on the program's stdout: a known picture ends only its own stream."""
     rec = Recorder()
-    monitor = _monitor(engine, rec)
+    monitor = make_monitor(engine, rec)
     bad = subprocess.Popen(
         producer(tmp_path, "pipe:1", known=True), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
@@ -206,8 +83,8 @@ def test_ffmpeg_program_into_a_pipe(engine: Engine, tmp_path: Path) -> None:
         assert monitor.wait(timeout=60)
     finally:
         monitor.close()
-        _stop(bad)
-        _stop(good)
+        stop_process(bad)
+        stop_process(good)
     assert_detected_only_in(rec, "pipe-bad", "pipe-good")
 
 
@@ -262,7 +139,7 @@ def test_srt_pushed_to_the_monitor_through_the_relay(engine: Engine, tmp_path: P
     good_source = policy.source(f"srt://127.0.0.1:{good_port}?mode=listener")
     good_source.reconnect = False  # it ends at the end of its stream
     rec = Recorder()
-    monitor = _monitor(engine, rec)
+    monitor = make_monitor(engine, rec)
     pushers: list[subprocess.Popen[bytes]] = []
     try:
         monitor.add(bad_source, StreamContext("srt-bad"))
@@ -288,7 +165,7 @@ def test_srt_pushed_to_the_monitor_through_the_relay(engine: Engine, tmp_path: P
     finally:
         monitor.close()
         for p in pushers:
-            _stop(p)
+            stop_process(p)
     assert_detected_only_in(rec, "srt-bad", "srt-good")
     assert all(_gone(pid) for pid in relays), relays
     assert not [r for r in relay.live_relays() if r.pid in relays]
@@ -299,7 +176,7 @@ def test_monitor_close_ends_a_running_relay(tmp_path: Path) -> None:
     """Closing the monitor mid-stream terminates and reaps the relay child."""
     port = _udp_port()
     rec = Recorder()
-    monitor = _monitor(None, rec)
+    monitor = make_monitor(None, rec)
     pusher = None
     try:
         monitor.add(Source(url=f"srt://127.0.0.1:{port}?mode=listener"), StreamContext("srt"))
@@ -315,7 +192,7 @@ def test_monitor_close_ends_a_running_relay(tmp_path: Path) -> None:
     finally:
         monitor.close()
         if pusher is not None:
-            _stop(pusher)
+            stop_process(pusher)
     assert _gone(pid)
     (end,) = rec.of("srt", "stream_end")
     assert end["ended_by"] == "stopped"
@@ -370,7 +247,7 @@ def test_relay_source_reconnects_like_other_url_sources(started: list[relay.Rela
     source = policy.source(f"srt://127.0.0.1:{port}?mode=caller&connect_timeout=300")
     source.reconnect_delay_s, source.max_reconnects = 0.01, 2
     rec = Recorder()
-    monitor = _monitor(None, rec)
+    monitor = make_monitor(None, rec)
     try:
         session = monitor.add(source, StreamContext("again"))
         assert monitor.wait(timeout=60)
@@ -430,7 +307,7 @@ def test_source_names_never_show_credentials_or_secret_query_values() -> None:
 def test_stopping_a_relay_that_waits_for_its_caller_is_prompt(started: list[relay.Relay]) -> None:
     """A listener nobody calls ends on stop within a poll, not at the 20 s read timeout."""
     rec = Recorder()
-    monitor = _monitor(None, rec)
+    monitor = make_monitor(None, rec)
     try:
         port = _udp_port()
         monitor.add(Source(url=f"srt://127.0.0.1:{port}?mode=listener"), StreamContext("idle"))
@@ -548,7 +425,7 @@ def test_relay_child_shows_no_url_to_other_users(engine: Engine, tmp_path: Path)
     )
     source.reconnect = False
     rec = Recorder()
-    monitor = _monitor(engine, rec)
+    monitor = make_monitor(engine, rec)
     pusher = None
     try:
         monitor.add(source, StreamContext("secret"))
@@ -572,7 +449,7 @@ def test_relay_child_shows_no_url_to_other_users(engine: Engine, tmp_path: Path)
     finally:
         monitor.close()
         if pusher is not None:
-            _stop(pusher)
+            stop_process(pusher)
     (end,) = rec.of("secret", "stream_end")
     assert end["ended_by"] == "eof", rec.of("secret", "error")
     assert end["metrics"]["samples"] >= SECONDS - 1

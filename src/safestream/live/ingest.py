@@ -64,6 +64,8 @@ from safestream.signals.video import (
 
 #: Frames are scaled so that their longer side is at most this before hashing/classifying.
 DEFAULT_MAX_SIDE = 512
+#: How much of a live source (URL or pipe) is probed before sampling starts (microseconds).
+LIVE_ANALYZE_US = 500_000
 #: Consecutive undecodable packets after which a stream is taken as corrupt or hostile.
 MAX_BAD_PACKETS = 50
 
@@ -158,6 +160,11 @@ class Source:
         """
         av = require_av()
         options = dict(self.options)
+        if self.fileobj is not None or (self.url is not None and "://" in self.url):
+            # Probing a live source waits for streams that may never come (FLV from an
+            # RTMP server announces audio; the default 5 s is 5 s without samples at each
+            # (re)connect): 0.5 s of it is enough to find the video stream.
+            options.setdefault("analyzeduration", str(LIVE_ANALYZE_US))
         if self.listen and self.url is not None:
             if self.url.startswith("rtsp://"):
                 # FFmpeg's default RTSP listen mode errors; this is the one that works.

@@ -248,6 +248,12 @@ class StreamSession:
         self.error: str | None = None
         #: Why the last connection ended, while a network source is being retried.
         self.last_error: str | None = None
+        #: One timeline across reconnects: a new connection's times start where the last
+        #: sample was, plus the time the stream was away (a publisher that comes back
+        #: starts its timestamps again; the session's times never go back).
+        self._time_offset = 0.0
+        self._last_time: float | None = None
+        self._last_arrival = 0.0
         self._lock = threading.Lock()
         self._recent: deque[tuple[bool, SampleResult, RGB | None]] = deque(
             maxlen=monitor.policy.window
@@ -310,12 +316,12 @@ class StreamSession:
                         break
                     reason = "end of stream"
                 except StreamError as exc:
-                    if (
-                        not self.source.reconnect
-                        or (
-                            attempt >= self.source.max_reconnects and self.metrics.samples == before
-                        )
-                        or self.stop_event.is_set()
+                    if self.stop_event.is_set():
+                        # Stopped while a read was blocked (an idle stream): FFmpeg's
+                        # "immediate exit" is the stop asked for, not the stream's error.
+                        break
+                    if not self.source.reconnect or (
+                        attempt >= self.source.max_reconnects and self.metrics.samples == before
                     ):
                         raise
                     reason = str(exc)
@@ -384,6 +390,9 @@ class StreamSession:
 
     def _read_once(self) -> None:
         container = self.source.open(stop=self.stop_event)
+        if self._last_time is not None:
+            away = max(0.0, time.monotonic() - self._last_arrival)
+            self._time_offset = self._last_time + max(away, 1.0 / self.sample_fps)
         m = self.monitor
         sampler = Sampler(
             self.sample_fps,
@@ -405,6 +414,8 @@ class StreamSession:
                 what=f"stream {self.stream_id}",
             ):
                 self.metrics.samples += 1
+                sample.stream_time_s += self._time_offset
+                self._last_time, self._last_arrival = sample.stream_time_s, sample.arrived_at
                 self.monitor.pool.submit(self.stream_id, functools.partial(self._analyse, sample))
         except StreamError:
             raise
