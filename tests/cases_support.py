@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pytest
@@ -24,6 +24,9 @@ from api_support import auth
 from safestream.auth import Role
 from safestream.demo import synthetic_image
 from safestream.reports.model import Contact, Reporter
+
+if TYPE_CHECKING:
+    from safestream.reports.service import ReportService
 from safestream.signals.hashing import hash_bytes
 from safestream.store.db import Store
 from safestream.store.models import CheckRow
@@ -169,3 +172,28 @@ def keys(store: Store) -> dict[Role, dict[str, str]]:
     """Auth headers of a fresh key for every role."""
     repo = KeyRepository(store)
     return {role: auth(repo.create(role.value, f"test {role.value}")[0]) for role in Role}
+
+
+def confirmed_report(
+    store: Store, files: int = 2, *, chat_excerpt: str | None = "hello"
+) -> tuple[ReportService, int]:
+    """A confirmed case of ``files`` chat detections with a stored report: (service, id)."""
+    from safestream.cases.model import CaseConfig
+    from safestream.cases.service import CaseService
+    from safestream.reports.build import BuildOptions
+    from safestream.reports.service import ReportService
+
+    for seed in range(1, files + 1):
+        record_check(store, seed=seed, at=T0 + timedelta(minutes=seed), surface="chat")
+    cases = CaseService(store, CaseConfig(), clock=lambda: T0 + timedelta(hours=1))
+    cases.sync()
+    (case,) = cases.repo.list()
+    cases.decide(case.id, "in_review", reason_code="assigned", actor="r")
+    cases.decide(case.id, "confirmed", reason_code="known_material_confirmed", actor="r")
+    rs = ReportService(cases)
+    stored = rs.build(
+        case.id,
+        BuildOptions(reporter=REPORTER, chat_excerpt=chat_excerpt, files_viewed_by_esp=True),
+        actor="le",
+    )
+    return rs, stored.id

@@ -15,11 +15,8 @@ from typing import Any
 import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
-from cases_support import REPORTER, T0, record_check
+from cases_support import confirmed_report
 from cybertip_support import PASSWORD, TEST_XSD, USER, running
-from safestream.cases.model import CaseConfig
-from safestream.cases.service import CaseService
-from safestream.reports.build import BuildOptions
 from safestream.reports.cybertipline import MAX_FILES_LISTED, report_xml
 from safestream.reports.example import example_report
 from safestream.reports.model import (
@@ -153,20 +150,6 @@ def test_files_listing_is_bounded_and_incident_details_expected() -> None:
 # -- submission against NCMEC's documented codes ---------------------------------
 
 
-def confirmed_report(store: Store) -> tuple[ReportService, int]:
-    record_check(store, seed=1)
-    cases = CaseService(store, CaseConfig(), clock=lambda: T0)
-    cases.sync()
-    (case,) = cases.repo.list()
-    cases.decide(case.id, "in_review", reason_code="assigned", actor="r")
-    cases.decide(case.id, "confirmed", reason_code="known_material_confirmed", actor="r")
-    rs = ReportService(cases)
-    stored = rs.build(
-        case.id, BuildOptions(reporter=REPORTER, files_viewed_by_esp=True), actor="le"
-    )
-    return rs, stored.id
-
-
 def submitter(rs: ReportService, url: str, attempts: int = 2) -> SubmissionService:
     config = CybertipConfig(
         base_url=url, user=USER, password=PASSWORD, timeout_s=10, max_attempts=attempts
@@ -180,7 +163,7 @@ def submitter(rs: ReportService, url: str, attempts: int = 2) -> SubmissionServi
 
 def test_an_expired_unfinished_report_is_submitted_afresh(store: Store) -> None:
     """5001 on resume: the hotline dropped the unfinished report; one new one is filed."""
-    rs, rid = confirmed_report(store)
+    rs, rid = confirmed_report(store, 1)
     with running() as fake:
         fake.path_faults["/upload"] = ["503", "503"]
         with pytest.raises(CybertipUnavailable):
@@ -197,7 +180,7 @@ def test_an_expired_unfinished_report_is_submitted_afresh(store: Store) -> None:
 
 def test_an_upload_the_hotline_received_damaged_is_repeated(store: Store) -> None:
     """The /upload answer's MD5 differs from ours: not filed with a damaged file."""
-    rs, rid = confirmed_report(store)
+    rs, rid = confirmed_report(store, 1)
     with running() as fake:
         fake.corrupt_uploads = 1
         with pytest.raises(CybertipUnavailable, match="MD5"):
@@ -214,7 +197,7 @@ def test_an_upload_the_hotline_received_damaged_is_repeated(store: Store) -> Non
 
 def test_auth_response_codes_are_credential_errors(store: Store) -> None:
     """NCMEC's 2000/3xxx codes (even with HTTP 200) say the credentials, not the report."""
-    rs, rid = confirmed_report(store)
+    rs, rid = confirmed_report(store, 1)
     with running() as fake:
         original = fake.handle
 

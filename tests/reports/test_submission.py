@@ -11,14 +11,11 @@ from typing import Any
 import pytest
 from lxml import etree  # type: ignore[import-untyped]
 
-from cases_support import REPORTER, T0, hashes, record_check
+from cases_support import T0, confirmed_report, hashes
 from cybertip_support import PASSWORD, TEST_XSD, USER, FakeCybertip, running
-from safestream.cases.model import CaseConfig
-from safestream.cases.service import CaseService
 from safestream.demo import synthetic_image
 from safestream.errors import ConfigError, ConflictError, InputError
 from safestream.evidence.store import EvidenceStore
-from safestream.reports.build import BuildOptions
 from safestream.reports.cybertipline import export_xml, report_xml
 from safestream.reports.service import ReportService
 from safestream.reports.submission import (
@@ -47,20 +44,7 @@ def png(seed: int) -> bytes:
 
 
 def built_report(store: Store, *, excerpt: str | None = "hello", files: int = 2) -> ReportService:
-    for seed in range(1, files + 1):
-        record_check(store, seed=seed, at=T0 + timedelta(minutes=seed), surface="chat")
-    cases = CaseService(store, CaseConfig(), clock=lambda: T0 + timedelta(hours=1))
-    cases.sync()
-    (case,) = cases.repo.list()
-    cases.decide(case.id, "in_review", reason_code="assigned", actor="r")
-    cases.decide(case.id, "confirmed", reason_code="known_material_confirmed", actor="r")
-    rs = ReportService(cases)
-    rs.build(
-        case.id,
-        BuildOptions(reporter=REPORTER, chat_excerpt=excerpt, files_viewed_by_esp=True),
-        actor="le",
-    )
-    return rs
+    return confirmed_report(store, files, chat_excerpt=excerpt)[0]
 
 
 class Sleeps(list[float]):

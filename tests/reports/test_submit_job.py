@@ -7,10 +7,8 @@ from typing import Any
 
 import pytest
 
-from cases_support import REPORTER, T0, record_check
+from cases_support import confirmed_report
 from cybertip_support import PASSWORD, USER, FakeCybertip, running
-from safestream.cases.model import CaseConfig
-from safestream.cases.service import CaseService
 from safestream.errors import ConfigError
 from safestream.jobs.base import Backoff, JobContext, PermanentJobError
 from safestream.jobs.registry import configured_handlers
@@ -23,7 +21,6 @@ from safestream.jobs.report_submit import (
     latest_job,
 )
 from safestream.jobs.worker import Worker, WorkerOptions
-from safestream.reports.build import BuildOptions
 from safestream.reports.service import ReportService
 from safestream.reports.submission import (
     CybertipClient,
@@ -39,20 +36,7 @@ from safestream.store.models import utcnow
 
 def built(store: Store, files: int = 2) -> tuple[ReportService, int]:
     """A confirmed case with a stored report of ``files`` synthetic files."""
-    for seed in range(1, files + 1):
-        record_check(store, seed=seed, at=T0 + timedelta(minutes=seed), surface="chat")
-    cases = CaseService(store, CaseConfig(), clock=lambda: T0 + timedelta(hours=1))
-    cases.sync()
-    (case,) = cases.repo.list()
-    cases.decide(case.id, "in_review", reason_code="assigned", actor="r")
-    cases.decide(case.id, "confirmed", reason_code="known_material_confirmed", actor="r")
-    rs = ReportService(cases)
-    stored = rs.build(
-        case.id,
-        BuildOptions(reporter=REPORTER, chat_excerpt="hello", files_viewed_by_esp=True),
-        actor="le",
-    )
-    return rs, stored.id
+    return confirmed_report(store, files)
 
 
 class Crash(SubmissionService):
