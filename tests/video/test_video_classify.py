@@ -536,3 +536,26 @@ def test_a_checked_video_lists_extra_frames(
     assert summary["extra_classified_frames"] >= 3
     assert body["scores"]["explicit_nudity"] > 0.9
     assert any(f.get("stream_index") == 1 for f in body["classifications"])
+
+
+def test_the_video_job_classifies_extra_frames_too(
+    store: Store, integrator: dict[str, str], upload_dir: Path, tmp_path: Path
+) -> None:
+    """A video long enough for a job: the hidden stream's frames reach the job's scores."""
+    from video_support import encode_tracks
+
+    tracks = encode_tracks(tmp_path / "long.mp4", [BLUE] * 90, [RED] * 90, fps=FPS, default=0)
+    with make_client(store) as c:
+        r = check_upload(c, integrator, tracks)
+    assert r.status_code == 202, r.text  # 9 s x 2 streams: over the 6 s of a request
+    jobs = JobRepository(store)
+    job = jobs.get(r.json()["job"]["id"])
+    handler = VideoCheckHandler.from_env(store, {})
+    handler.classifiers = lambda _names: [Redness()]  # type: ignore[method-assign]
+    result = handler.run(job, JobContext(job, jobs))
+    assert result is not None
+    summary = result["classification_summary"]
+    assert summary["classified_frames"] == 9 and summary["extra_classified_frames"] >= 9
+    assert summary["flagged"] is False  # the rule is about the regular samples (blue)
+    assert result["scores"]["explicit_nudity"] > 0.9
+    assert {f.get("stream_index") for f in result["classifications"]} == {1}
