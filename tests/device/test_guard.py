@@ -230,3 +230,78 @@ def test_bad_options_fail_clearly(server: DeviceServer) -> None:
         make_guard(server, offline_action="maybe")
     with pytest.raises(ConfigError, match="min_segments_to_block"):
         make_guard(server, min_segments_to_block=0)
+
+
+# -- animations ---------------------------------------------------------------------
+
+
+def gif(frames: list[Image.Image], *, duration_ms: int = 100) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    first, *rest = [f.convert("RGB") for f in frames]
+    first.save(buf, "GIF", save_all=True, append_images=rest, duration=duration_ms, loop=0)
+    return buf.getvalue()
+
+
+class CountingEvaluator:
+    """Wraps the local evaluator and records how many blinded elements each call sends."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def evaluate(self, elements: Any) -> Any:
+        self.sizes.append(len(elements))
+        return self.inner.evaluate(elements)
+
+
+def test_known_picture_as_a_later_frame_is_blocked(
+    server: DeviceServer, known: list[Known]
+) -> None:
+    """A banked picture hidden as frame 2 of a GIF: checked on the device, blocked."""
+    from safestream.device.client import LocalEvaluator
+
+    counting = CountingEvaluator(LocalEvaluator(server, "test-device"))
+    g = DeviceGuard(make_guard(server).filter_source, counting, server.public_key())
+    cover = [synthetic_image(seed, (800, 600)) for seed in UNRELATED_SEEDS[:2]]
+    hidden = gif([cover[0], cover[1], known[0].image])
+    d = g.check_image(hidden)
+    assert d.action == "block", d
+    assert "frame 2" in d.reason and not d.exact_hit
+    assert d.segment_hits >= g.min_segments_to_block
+    # An animation always sends 1 + 6 frames' segment keys (+ MD5, SHA-256): 58.
+    assert counting.sizes == [2 + 8 * 7]
+    # The same frames without the known one: allowed, and the same request size.
+    clean = g.check_image(gif([*cover, synthetic_image(UNRELATED_SEEDS[2], (800, 600))]))
+    assert clean.action == "allow", clean
+    assert counting.sizes[-1] == 58
+    # A still image is 10 elements, as before.
+    g.check_image(jpeg(cover[0]))
+    assert counting.sizes[-1] == 10
+
+
+def test_repeated_frames_are_checked_once_and_extra_frames_are_capped(
+    server: DeviceServer, known: list[Known]
+) -> None:
+    from safestream.device.client import MAX_EXTRA_FRAMES, _distinct_frames
+    from safestream.signals.hashing import hash_bytes
+
+    pictures = [synthetic_image(seed, (400, 300)) for seed in UNRELATED_SEEDS[:10]]
+
+    def touched(p: Image.Image) -> Image.Image:
+        """The same picture but one pixel (GIF keeps it as a frame of its own)."""
+        q = p.convert("RGB").copy()
+        q.putpixel((0, 0), (255, 0, 255))
+        return q
+
+    # Each picture twice in a row, nearly identical: the second copy adds nothing.
+    data = gif([f for p in pictures for f in (p, touched(p))])
+    h = hash_bytes(data, mode="fast", animated_frames=True)
+    taken = _distinct_frames(h.pdq, h.frames)
+    assert len(taken) == MAX_EXTRA_FRAMES
+    assert [i for i, _ in taken] == [2, 4, 6, 8, 10, 12]  # odd frames repeat the even ones
+    # The banked picture after the cap is not reached on the device (the server-side
+    # checks of uploads see every frame): documented, and shown here.
+    late = gif([*pictures[: MAX_EXTRA_FRAMES + 1], known[1].image])
+    assert make_guard(server).check_image(late).action == "allow"

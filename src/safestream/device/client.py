@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ from safestream.device.filter import (
     parse_signature,
     verify_filter,
 )
-from safestream.device.keys import md5_key, pdq_segment_keys, sha256_key
+from safestream.device.keys import SEGMENTS, md5_key, pdq_segment_keys, sha256_key
 from safestream.errors import ConfigError, SafestreamError
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,32 @@ def _check_action(name: str, value: str) -> Action:
 
 _INTERVENTION: dict[str, str] = {"block": "block_send", "warn": "warn", "allow": "none"}
 
+#: An animation's frames checked besides its first: the first distinct ones (a frame within
+#: :data:`FRAME_FOLD_BITS` of one already taken adds nothing). Every animation sends this
+#: many frames' keys, padded with random ones, so the server learns only "animated", never
+#: how many distinct frames: 2 + 8 x (1 + 6) = 58 blinded elements, within one request.
+MAX_EXTRA_FRAMES = 6
+#: Frames this close (PDQ bits) to one already checked are skipped.
+FRAME_FOLD_BITS = 8
+
+
+def _distinct_frames(first: str | None, frames: Sequence[Any]) -> list[tuple[int, str]]:
+    """(frame index, PDQ) of the first :data:`MAX_EXTRA_FRAMES` frames distinct from the
+    first frame and from each other (frames of too low quality have no PDQ)."""
+    from safestream.device.keys import hamming_hex
+
+    taken: list[tuple[int, str]] = []
+    seen = [first] if first is not None else []
+    for f in frames:
+        if f.frame_index == 0 or f.pdq is None:
+            continue
+        if all(hamming_hex(f.pdq, other) > FRAME_FOLD_BITS for other in seen):
+            taken.append((f.frame_index, f.pdq))
+            seen.append(f.pdq)
+            if len(taken) == MAX_EXTRA_FRAMES:
+                break
+    return taken
+
 
 class DeviceGuard:
     """Checks images on the device against the private block list; see the module doc.
@@ -270,25 +297,41 @@ class DeviceGuard:
     def check_image(self, data: bytes) -> Decision:
         """Hash, blind, evaluate, look up, confirm; then the optional classifier layer.
 
-        Bytes that are not a readable image raise an
-        :class:`~safestream.errors.ImageError` (nothing is sent for them).
+        An animation (GIF, WebP, APNG...) is checked on its first frame and on up to
+        :data:`MAX_EXTRA_FRAMES` more distinct frames, in the same request. Bytes that
+        are not a readable image raise an :class:`~safestream.errors.ImageError`
+        (nothing is sent for them).
         """
         from safestream.signals.hashing import hash_bytes
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        hashes = hash_bytes(data, mode=self.hash_mode)
+        hashes = hash_bytes(data, mode=self.hash_mode, animated_frames=True)
+        frames = _distinct_frames(hashes.pdq, hashes.frames) if hashes.frames else None
         timings["hash_ms"] = (time.perf_counter() - t0) * 1000
-        decision = self.check_hashes(hashes.md5, hashes.sha256, hashes.pdq, timings)
+        decision = self.check_hashes(hashes.md5, hashes.sha256, hashes.pdq, timings, frames=frames)
         if decision.action != "block" and self.classifier is not None:
             decision = self._classify(data, decision, timings)
         return decision
 
     def check_hashes(
-        self, md5: str, sha256: str, pdq: str | None, timings: dict[str, float] | None = None
+        self,
+        md5: str,
+        sha256: str,
+        pdq: str | None,
+        timings: dict[str, float] | None = None,
+        *,
+        frames: Sequence[tuple[int, str]] | None = None,
     ) -> Decision:
-        """Check hashes the app computed itself (hex); :meth:`check_image` calls this."""
+        """Check hashes the app computed itself (hex); :meth:`check_image` calls this.
+
+        ``frames``: an animation's other frames, (frame index, PDQ), at most
+        :data:`MAX_EXTRA_FRAMES`; None for a still image. For an animation the
+        request always carries :data:`MAX_EXTRA_FRAMES` frames' keys (random ones pad).
+        """
         timings = {} if timings is None else timings
+        if frames is not None and len(frames) > MAX_EXTRA_FRAMES:
+            raise ConfigError(f"at most {MAX_EXTRA_FRAMES} extra frames are checked")
         filt, stale = self._ensure_filter()
         if filt is None:
             return Decision(
@@ -299,8 +342,18 @@ class DeviceGuard:
                 timings_ms=timings,
             )
         keys = [md5_key(md5), sha256_key(sha256)]
+        # Each PDQ's 8 segment keys: (frame label, first key index).
+        groups: list[tuple[str, int]] = []
         if pdq is not None:
+            groups.append(("first frame", len(keys)))
             keys += pdq_segment_keys(pdq)
+        if frames is not None:
+            for index, frame_pdq in frames:
+                groups.append((f"frame {index}", len(keys)))
+                keys += pdq_segment_keys(frame_pdq)
+            # Random keys for the frames not there: the count says nothing.
+            pad = SEGMENTS * (MAX_EXTRA_FRAMES - len(frames))
+            keys += [secrets.token_bytes(16) for _ in range(pad)]
         t0 = time.perf_counter()
         states = [oprf.blind(k) for k in keys]
         try:
@@ -322,13 +375,19 @@ class DeviceGuard:
                 timings_ms=timings,
             )
         timings["oprf_ms"] = (time.perf_counter() - t0) * 1000
-        hits = filt.bloom.contains(outputs)
+        real = 2 + SEGMENTS * len(groups)
+        hits = filt.bloom.contains(outputs[:real])  # the padding is never looked up
         exact = hits[0] or hits[1]
-        segments = sum(hits[2:])
+        per_frame = [(sum(hits[start : start + SEGMENTS]), label) for label, start in groups]
+        segments, where = max(per_frame, default=(0, ""))
+        if len(groups) > 1 and segments:
+            where = f" in the {where}" if where == "first frame" else f" in {where}"
+        else:
+            where = ""
         version = filt.header.version
         log.debug("device check", extra={"segment_hits": segments, "exact_hit": exact})
         if exact or segments >= self.min_segments_to_block:
-            why = "exact file hash" if exact else f"{segments} of 8 PDQ segments"
+            why = "exact file hash" if exact else f"{segments} of 8 PDQ segments{where}"
             return Decision(
                 "block",
                 f"matches the block list ({why})",
@@ -342,7 +401,7 @@ class DeviceGuard:
         if segments:
             return Decision(
                 self.single_segment_action,
-                f"{segments} PDQ segment(s) in the block list, fewer than the "
+                f"{segments} PDQ segment(s) in the block list{where}, fewer than the "
                 f"{self.min_segments_to_block} that confirm a match",
                 segments,
                 False,
