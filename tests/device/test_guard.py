@@ -284,7 +284,7 @@ def test_known_picture_as_a_later_frame_is_blocked(
 def test_repeated_frames_are_checked_once_and_extra_frames_are_capped(
     server: DeviceServer, known: list[Known]
 ) -> None:
-    from safestream.device.client import MAX_EXTRA_FRAMES, _distinct_frames
+    from safestream.device.client import MAX_EXTRA_FRAMES, _distinct_frames, _frame_pdqs
     from safestream.signals.hashing import hash_bytes
 
     pictures = [synthetic_image(seed, (400, 300)) for seed in UNRELATED_SEEDS[:10]]
@@ -297,11 +297,36 @@ def test_repeated_frames_are_checked_once_and_extra_frames_are_capped(
 
     # Each picture twice in a row, nearly identical: the second copy adds nothing.
     data = gif([f for p in pictures for f in (p, touched(p))])
-    h = hash_bytes(data, mode="fast", animated_frames=True)
-    taken = _distinct_frames(h.pdq, h.frames)
+    frames = _frame_pdqs(data, "fast")
+    assert frames is not None
+    taken = _distinct_frames(hash_bytes(data, mode="fast").pdq, frames)
     assert len(taken) == MAX_EXTRA_FRAMES
     assert [i for i, _ in taken] == [2, 4, 6, 8, 10, 12]  # odd frames repeat the even ones
     # The banked picture after the cap is not reached on the device (the server-side
     # checks of uploads see every frame): documented, and shown here.
     late = gif([*pictures[: MAX_EXTRA_FRAMES + 1], known[1].image])
     assert make_guard(server).check_image(late).action == "allow"
+
+
+def test_a_long_animation_is_checked_not_refused(server: DeviceServer, known: list[Known]) -> None:
+    """Over the upload limit of 1,000 frames: the device still checks its first frames."""
+    import io
+
+    from safestream.device.client import MAX_FRAMES_EXAMINED
+
+    # Palette images: Pillow writes them without quantising 1,010 frames again.
+    pictures = [
+        img.convert("P", palette=Image.Palette.ADAPTIVE)
+        for img in [
+            *(synthetic_image(seed, (128, 96)) for seed in UNRELATED_SEEDS[:3]),
+            known[2].image.resize((128, 96)),
+        ]
+    ]
+    long = [pictures[i % 3] for i in range(1010)]
+    long[5] = pictures[3]
+    buf = io.BytesIO()
+    long[0].save(buf, "GIF", save_all=True, append_images=long[1:], duration=20, loop=0)
+    d = make_guard(server).check_image(buf.getvalue())
+    assert d.action in ("warn", "block"), d  # found in frame 5, tiny as it is
+    assert "frame 5" in d.reason
+    assert MAX_FRAMES_EXAMINED < 1010

@@ -18,13 +18,14 @@ the hashes nor anything derived from them without a blind leave the device.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -203,24 +204,53 @@ _INTERVENTION: dict[str, str] = {"block": "block_send", "warn": "warn", "allow":
 MAX_EXTRA_FRAMES = 6
 #: Frames this close (PDQ bits) to one already checked are skipped.
 FRAME_FOLD_BITS = 8
+#: At most this many frames of an animation are decoded on the device looking for
+#: distinct ones (a long animation is not refused: its later frames are not checked).
+MAX_FRAMES_EXAMINED = 120
 
 
-def _distinct_frames(first: str | None, frames: Sequence[Any]) -> list[tuple[int, str]]:
+def _distinct_frames(
+    first: str | None, frames: Iterable[tuple[int, str | None]]
+) -> list[tuple[int, str]]:
     """(frame index, PDQ) of the first :data:`MAX_EXTRA_FRAMES` frames distinct from the
-    first frame and from each other (frames of too low quality have no PDQ)."""
+    first frame and from each other (frames of too low quality have no PDQ). ``frames``
+    is consumed lazily: no frame is hashed once enough are taken."""
     from safestream.device.keys import hamming_hex
 
     taken: list[tuple[int, str]] = []
     seen = [first] if first is not None else []
-    for f in frames:
-        if f.frame_index == 0 or f.pdq is None:
+    for index, pdq in frames:
+        if index == 0 or pdq is None:
             continue
-        if all(hamming_hex(f.pdq, other) > FRAME_FOLD_BITS for other in seen):
-            taken.append((f.frame_index, f.pdq))
-            seen.append(f.pdq)
+        if all(hamming_hex(pdq, other) > FRAME_FOLD_BITS for other in seen):
+            taken.append((index, pdq))
+            seen.append(pdq)
             if len(taken) == MAX_EXTRA_FRAMES:
                 break
     return taken
+
+
+def _frame_pdqs(data: bytes, mode: str) -> Iterator[tuple[int, str | None]] | None:
+    """Lazily, (index, PDQ or None) of an animation's first :data:`MAX_FRAMES_EXAMINED`
+    frames; None for a still image."""
+    from safestream.signals.image import iter_frames_rgb
+    from safestream.signals.pdq import DEFAULT_MIN_QUALITY, fast_pdq_from_pixels, pdq_from_rgb
+
+    info, frames = iter_frames_rgb(data, max_frames=2**31 - 1)
+    if info.n_frames <= 1:
+        return None
+
+    def pdqs() -> Iterator[tuple[int, str | None]]:
+        for index, rgb in enumerate(itertools.islice(frames, MAX_FRAMES_EXAMINED)):
+            if index == 0:
+                continue  # the first frame is hashed with the file
+            if mode == "exact":
+                pdq, quality = pdq_from_rgb(rgb)
+            else:
+                pdq, quality, _ = fast_pdq_from_pixels(rgb)
+            yield index, pdq if quality >= DEFAULT_MIN_QUALITY else None
+
+    return pdqs()
 
 
 class DeviceGuard:
@@ -306,8 +336,9 @@ class DeviceGuard:
 
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        hashes = hash_bytes(data, mode=self.hash_mode, animated_frames=True)
-        frames = _distinct_frames(hashes.pdq, hashes.frames) if hashes.frames else None
+        hashes = hash_bytes(data, mode=self.hash_mode)
+        lazy = _frame_pdqs(data, self.hash_mode)
+        frames = None if lazy is None else _distinct_frames(hashes.pdq, lazy)
         timings["hash_ms"] = (time.perf_counter() - t0) * 1000
         decision = self.check_hashes(hashes.md5, hashes.sha256, hashes.pdq, timings, frames=frames)
         if decision.action != "block" and self.classifier is not None:
