@@ -13,9 +13,9 @@ transactions of up to :data:`FLUSH_FILES` files. A worker killed mid-scan
 loses at most the files of its last unflushed batch; the next attempt skips
 every file that already has a result, and no file is ever recorded twice.
 
-A file that matched a bank (or that a classifier flagged) also becomes a
-check record with ``surface="scan"``, written with its result, so
-``CaseService.sync`` groups it into a case. The job may name whose stored
+A file that matched a bank also becomes a check record with ``surface="scan"``,
+written with its result, so ``CaseService.sync`` groups it into a case. Scans run
+no classifier (a verdict carrying scores would be grouped by the same rule). The job may name whose stored
 media it scans (``account_id``, ``username``, ``profile_url``); the record
 carries them, and the file's path in its signals (``scan_path``) and reasons.
 Its content id is derived from the job and path, so a retried job adds no
