@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import RootTransaction, func, insert, select, text, update
 
 from cases_support import T0, hashes, record_check
 from dbfixtures import PG_URL
@@ -65,6 +67,18 @@ def insert_with_id(store: Store, check_id: int, values: dict[str, Any]) -> None:
             )
 
 
+@contextmanager
+def holding(store: Store, values: dict[str, Any]) -> Iterator[RootTransaction]:
+    """A second real connection whose open transaction has inserted a check record."""
+    conn = store.engine.connect()
+    try:
+        tx = conn.begin()
+        conn.execute(insert(CheckRow.__table__).values(**values))
+        yield tx
+    finally:
+        conn.close()
+
+
 def grouped(store: Store) -> list[str]:
     with store.engine.connect() as conn:
         return sorted(conn.execute(select(CaseEventRow.content_id)).scalars())
@@ -75,19 +89,15 @@ def test_late_commit_is_grouped(store: Store) -> None:
     svc = service(store)
     record_check(store, seed=1)
     svc.sync()
-    checks = CheckRow.__table__
     early = check_values(2)
     if store.dialect == "postgresql":
         # Two real connections: the first takes its id, and commits last.
-        slow = store.engine.connect()
-        tx = slow.begin()
-        slow.execute(insert(checks).values(**early))
-        later = record_check(store, seed=3)
-        assert svc.sync() == 1  # sees the later record only
-        assert early["content_id"] not in grouped(store)
-        assert svc.repo.pending_gaps()  # the uncommitted id is remembered
-        tx.commit()
-        slow.close()
+        with holding(store, early) as tx:
+            later = record_check(store, seed=3)
+            assert svc.sync() == 1  # sees the later record only
+            assert early["content_id"] not in grouped(store)
+            assert svc.repo.pending_gaps()  # the uncommitted id is remembered
+            tx.commit()
         with store.engine.connect() as conn:
             ids = dict(conn.execute(select(CheckRow.content_id, CheckRow.id)).all())
     else:
@@ -201,10 +211,7 @@ def test_held_id_is_waited_for_past_the_horizon(
     record_check(store, seed=1)
     svc.sync()
     early = check_values(2)
-    slow = store.engine.connect()
-    try:
-        tx = slow.begin()
-        slow.execute(insert(CheckRow.__table__).values(**early))
+    with holding(store, early) as tx:
         later = record_check(store, seed=3)
         assert svc.sync() == 1
         gaps = svc.repo.pending_gaps()
@@ -215,8 +222,6 @@ def test_held_id_is_waited_for_past_the_horizon(
             assert svc.repo.pending_gaps() == gaps
         assert early["content_id"] not in grouped(store)
         tx.commit()
-    finally:
-        slow.close()
     assert svc.sync() == 1
     assert early["content_id"] in grouped(store)
     assert later in grouped(store)
@@ -235,10 +240,7 @@ def test_held_id_that_rolls_back_is_dropped_without_a_horizon(
     svc = service(store)
     record_check(store, seed=1)
     svc.sync()
-    slow = store.engine.connect()
-    try:
-        tx = slow.begin()
-        slow.execute(insert(CheckRow.__table__).values(**check_values(2)))
+    with holding(store, check_values(2)) as tx:
         record_check(store, seed=3)
         assert svc.sync() == 1
         gaps = svc.repo.pending_gaps()
@@ -246,8 +248,6 @@ def test_held_id_that_rolls_back_is_dropped_without_a_horizon(
         assert svc.sync() == 0
         assert svc.repo.pending_gaps() == gaps  # its holder still runs
         tx.rollback()
-    finally:
-        slow.close()
     wait_for_bounds(store)
     assert svc.sync() == 0
     assert svc.repo.pending_gaps() == []

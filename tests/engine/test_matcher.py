@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, RootTransaction, insert
 
 from dbfixtures import PG_URL
 from safestream.banks.formats import HashRecord
@@ -149,6 +151,17 @@ def _hold_change(repo: BankRepository, conn: Connection, value: str) -> int:
     return entry_id
 
 
+@contextmanager
+def holding_change(repo: BankRepository, value: str) -> Iterator[tuple[RootTransaction, int]]:
+    """A second real connection whose open transaction has added an entry (and its change)."""
+    conn = repo.store.engine.connect()
+    try:
+        tx = conn.begin()
+        yield tx, _hold_change(repo, conn, value)
+    finally:
+        conn.close()
+
+
 class _Bounds:
     """Counts the transaction-id bounds a matcher takes (each a real ``fresh_xid``)."""
 
@@ -223,10 +236,7 @@ def test_held_change_is_waited_for_past_the_horizon(
     repo.add_entries("b", [HashRecord("pdq", pdq(1))])
     m = Matcher.build(repo)
     bounds = _Bounds(repo, monkeypatch)
-    slow = repo.store.engine.connect()
-    try:
-        tx = slow.begin()
-        held = _hold_change(repo, slow, pdq(2))
+    with holding_change(repo, pdq(2)) as (tx, held):
         (later,), _ = repo.add_entries("b", [HashRecord("pdq", pdq(3))])
         assert m.refresh() == 1
         assert hits(m, pdq(3)) == {later}
@@ -238,8 +248,6 @@ def test_held_change_is_waited_for_past_the_horizon(
             assert m.pending_gaps() == gaps
         assert hits(m, pdq(2)) == set()
         tx.commit()
-    finally:
-        slow.close()
     assert m.refresh() == 1
     assert hits(m, pdq(2)) == {held}
     assert m.pending_gaps() == []
@@ -258,10 +266,7 @@ def test_held_change_that_rolls_back_is_dropped_without_a_horizon(
     repo.add_entries("b", [HashRecord("pdq", pdq(1))])
     m = Matcher.build(repo)
     bounds = _Bounds(repo, monkeypatch)
-    slow = repo.store.engine.connect()
-    try:
-        tx = slow.begin()
-        _hold_change(repo, slow, pdq(2))
+    with holding_change(repo, pdq(2)) as (tx, _held):
         repo.add_entries("b", [HashRecord("pdq", pdq(3))])
         assert m.refresh() == 1
         gaps = m.pending_gaps()
@@ -269,8 +274,6 @@ def test_held_change_that_rolls_back_is_dropped_without_a_horizon(
         assert m.refresh() == 0
         assert m.pending_gaps() == gaps  # its holder still runs
         tx.rollback()
-    finally:
-        slow.close()
     bounds.wait_until_ended(repo)
     assert m.refresh() == 0
     assert m.pending_gaps() == []
