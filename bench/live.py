@@ -282,9 +282,16 @@ def print_hash_paths(directory: Path) -> None:
         luma = frame.to_ndarray(format="gray", width=512, height=288, interpolation="AREA")
         return fast_pdq_from_pixels(luma)[0]
 
+    def luma_new_scaler(frame: Any) -> str:
+        # frame_pdq before its scaler was kept per thread: PyAV's to_ndarray sets up a
+        # swscale context (and FFmpeg one slice thread per core) for every frame.
+        luma = frame.to_ndarray(format="gray", width=320, height=180, interpolation="AREA")
+        return fast_pdq_from_pixels(luma, full_shape=(H, W), block=4)[0]
+
     paths = {
         "512-px RGB + pdqhash (before)": lambda f: pdq_from_rgb(frame_rgb(f, 512))[0],
         "512-px luma, fast PDQ": luma_512,
+        "luma in 4x4 blocks, full-size fast PDQ, a new scaler per frame (before)": luma_new_scaler,
         "luma in 4x4 blocks, full-size fast PDQ (frame_pdq, now)": lambda f: frame_pdq(f)[0],
         "full-size RGB + pdqhash (vPDQ)": lambda f: pdq_from_rgb(f.to_ndarray(format="rgb24"))[0],
     }

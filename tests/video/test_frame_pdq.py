@@ -59,3 +59,40 @@ def test_sample_pixels_are_made_on_demand(tmp_path: Path) -> None:
         late.rgb  # noqa: B018
     with pytest.raises(InputError, match="a frame or RGB"):
         Sample(0.0, 0.0, False)
+
+
+def test_scaled_pixels_match_pyav_across_sizes_and_formats(tmp_path: Path) -> None:
+    """The scaler kept per thread gives PyAV's own pixels, also when the frames' size or
+    pixel format changes between calls (it is set up again, not reused wrongly)."""
+    import threading
+
+    from safestream.signals.video import scaled_pixels
+
+    frames = []
+    for i, (w, h) in enumerate([(1280, 720), (320, 240), (854, 480)]):
+        path = tmp_path / f"{i}.mp4"
+        encode(path, [known_frame(i, w, h)] * 2)
+        frames.append(frames_of(path)[0])
+    frames.append(frames[1].reformat(format="yuvj420p"))
+    frames.append(frames[0].reformat(format="rgb24"))
+    for frame in frames * 2:  # every size and format after every other
+        cols, rows = frame.width // 4, frame.height // 4
+        want = frame.to_ndarray(format="gray", width=cols, height=rows, interpolation="AREA")
+        assert (scaled_pixels(frame, "gray", cols, rows) == want).all()
+        assert (scaled_pixels(frame, "rgb24") == frame.to_ndarray(format="rgb24")).all()
+    # One scaler per thread and format, reused: a second thread gets its own.
+    from safestream.signals import video
+
+    mine = video._REFORMATTERS.by_format["gray"]
+    scaled_pixels(frames[0], "gray", 320, 180)
+    assert video._REFORMATTERS.by_format["gray"] is mine
+    theirs: list[object] = []
+    worker = threading.Thread(
+        target=lambda: (
+            scaled_pixels(frames[0], "gray", 320, 180),
+            theirs.append(video._REFORMATTERS.by_format["gray"]),
+        )
+    )
+    worker.start()
+    worker.join()
+    assert theirs and theirs[0] is not mine

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import io
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -454,10 +455,44 @@ def frame_rgb(
     if max_side is not None and max(width, height) > max_side:
         scale = max_side / max(width, height)
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        rgb = scaled_pixels(frame, "rgb24", width, height)
     else:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = scaled_pixels(frame, "rgb24")
     return np.ascontiguousarray(displayed(rgb, display_orientation(frame)), dtype=np.uint8)
+
+
+_REFORMATTERS = threading.local()
+
+
+def scaled_pixels(
+    frame: av.video.frame.VideoFrame, fmt: str, width: int | None = None, height: int | None = None
+) -> npt.NDArray[np.uint8]:
+    """``frame.to_ndarray(format=fmt, width=..., height=..., interpolation="AREA")``
+    through this thread's scaler for ``fmt``, on one thread.
+
+    PyAV's ``to_ndarray`` builds a new swscale context for every frame, and FFmpeg then
+    starts (and ends) one slice thread per core for it: two thread creations and a filter
+    set-up per live sample. A context kept per thread and per format is set up again only
+    when the frame's size or format changes, and scales on the calling thread.
+    """
+    from av.video.reformatter import VideoReformatter
+
+    cache: dict[str, Any] | None = getattr(_REFORMATTERS, "by_format", None)
+    if cache is None:
+        cache = _REFORMATTERS.by_format = {}
+    reformatter = cache.get(fmt)
+    if reformatter is None:
+        reformatter = cache[fmt] = VideoReformatter()
+    out = reformatter.reformat(
+        frame,
+        width=width,
+        height=height,
+        format=fmt,
+        interpolation="AREA" if width is not None else None,
+        threads=1,
+    )
+    pixels: npt.NDArray[np.uint8] = np.asarray(out.to_ndarray(), dtype=np.uint8)
+    return pixels
 
 
 #: A frame's luma is reduced by whole blocks to about this many pixels on its shorter side
@@ -480,7 +515,7 @@ def frame_pdq(frame: av.video.frame.VideoFrame) -> tuple[str, int]:
     width, height = int(frame.width), int(frame.height)
     block = max(1, round(min(width, height) / LUMA_SHORT_SIDE))
     cols, rows = max(1, round(width / block)), max(1, round(height / block))
-    luma = frame.to_ndarray(format="gray", width=cols, height=rows, interpolation="AREA")
+    luma = scaled_pixels(frame, "gray", cols, rows)
     orientation = display_orientation(frame)
     if orientation is not None and orientation[0]:
         rows, cols = cols, rows
