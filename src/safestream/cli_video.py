@@ -301,6 +301,22 @@ def video_match(
     "PDQ bits (more with long GOPs).",
 )
 @click.option(
+    "--video-streams",
+    # safestream.live.ingest.VIDEO_STREAM_CHOICES (not imported here, as above).
+    type=click.Choice(["all", "preferred"]),
+    default="all",
+    show_default=True,
+    help="Which of a source's video streams are sampled: every one (a source with more "
+    "than --max-video-streams ends with an error), or only the one players pick.",
+)
+@click.option(
+    "--max-video-streams",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Most video streams one source may carry (each is decoded and sampled).",
+)
+@click.option(
     "--no-cases",
     is_flag=True,
     help="Do not write open_case detections to the store (events only).",
@@ -326,6 +342,8 @@ def monitor(
     strategy: str,
     no_ip_chain: bool,
     skip_loop_filter: str,
+    video_streams: str,
+    max_video_streams: int,
     no_cases: bool,
 ) -> None:
     """Monitor live SOURCES (paths, URLs, or - for MPEG-TS on stdin): one JSON event per line.
@@ -395,6 +413,8 @@ def monitor(
             strategy=strategy,
             ip_chain=not no_ip_chain,
             skip_loop_filter=skip_loop_filter,
+            video_streams=video_streams,
+            max_video_streams=max_video_streams,
             silenced=lambda ctx: nondisclosure_applies(obj.store(), identifiers_of(ctx)),
         )
         sessions = []

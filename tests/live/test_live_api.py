@@ -163,6 +163,7 @@ def test_banked_stream_through_the_api_ends_opens_a_case_and_notifies(
     assert 1.0 <= fired["open_case"]["sample_times_s"][0] <= 4.0
     assert out["metrics"]["matches"] >= 1 and out["metrics"]["latency_p95_ms"] is not None
     assert out["metrics"]["frames_decoded"] > 0 and "packets_unreferenced" in out["metrics"]
+    assert out["metrics"]["video_streams"] == 1
     assert out["context"]["source_port"] == 50505
     content_id = fired["open_case"]["result"]["case"]["content_id"]
 
@@ -309,3 +310,32 @@ def test_allowed_hls_plays_but_cannot_reach_local_files(
         container.close()
     with pytest.raises(StreamError, match="cannot open"):
         policy.source(f"{http_media}/evil.m3u8").open()
+
+
+def test_video_stream_settings_come_from_the_environment(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (ServiceSettings().live_video_streams, ServiceSettings().live_max_video_streams) == (
+        "all",
+        4,
+    )
+    monkeypatch.setenv("SAFESTREAM_LIVE_VIDEO_STREAMS", "preferred")
+    monkeypatch.setenv("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "2")
+    settings = ServiceSettings.from_env()
+    assert (settings.live_video_streams, settings.live_max_video_streams) == ("preferred", 2)
+    with TestClient(create_app(store, settings=settings)) as client:
+        from safestream.api.routes_live import LiveService
+
+        live = client.app.state.safestream_live  # type: ignore[attr-defined]
+        assert isinstance(live, LiveService)
+        monitor = live._ensure()
+        assert (monitor.video_streams, monitor.max_video_streams) == ("preferred", 2)
+    for name, bad, message in (
+        ("SAFESTREAM_LIVE_VIDEO_STREAMS", "first", "must be all or preferred, got 'first'"),
+        ("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "0", "must be at least 1, got 0"),
+        ("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "65", "must be at most 64, got 65"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, bad)
+            with pytest.raises(ConfigError, match=message):
+                ServiceSettings.from_env()

@@ -88,6 +88,14 @@ def test_monitor_decoder_options(tmp_path: Path) -> None:
     assert isinstance(option.type, click.Choice)
     assert tuple(option.type.choices) == LOOP_FILTER_SKIPS
     assert option.default == DEFAULT_LOOP_FILTER_SKIP
+    from safestream.live.ingest import MAX_LIVE_VIDEO_STREAMS, VIDEO_STREAM_CHOICES
+
+    params = {p.name: p for p in cli.commands["monitor"].params}
+    choice = params["video_streams"].type
+    assert isinstance(choice, click.Choice)
+    assert tuple(choice.choices) == VIDEO_STREAM_CHOICES
+    assert params["video_streams"].default == "all"
+    assert params["max_video_streams"].default == MAX_LIVE_VIDEO_STREAMS
     import av
 
     stream = tmp_path / "b.ts"
@@ -117,3 +125,35 @@ def test_monitor_decoder_options(tmp_path: Path) -> None:
     assert ends[True]["frames_decoded"] > ends[False]["frames_decoded"]
     r = runner.invoke(cli, [*base, "--skip-loop-filter", "fast", str(stream)])
     assert r.exit_code == 2 and "fast" in r.output
+
+
+def test_monitor_video_stream_options(tmp_path: Path) -> None:
+    """--video-streams / --max-video-streams reach the monitor: a source with two video
+    streams is sampled in both, in the preferred one only, or refused."""
+    from video_support import encode_tracks
+
+    for command in COMMANDS:
+        if isinstance(command, click.Command) and command.name not in cli.commands:
+            cli.add_command(command)
+    two = encode_tracks(
+        tmp_path / "two.ts",
+        shots([other_frame(i) for i in (620, 621, 622)], 1, 10),
+        shots([other_frame(i) for i in (630, 631, 632)], 1, 10),
+        container_format="mpegts",
+    )
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path / "data"), "monitor", "--no-realtime", "--queue", "64"]
+    seen = {}
+    for flags in ([], ["--video-streams", "preferred"], ["--max-video-streams", "1"]):
+        r = runner.invoke(cli, [*base, *flags, str(two)], catch_exceptions=False)
+        events = [json.loads(line) for line in r.output.splitlines()]
+        seen[" ".join(flags)] = (
+            r.exit_code,
+            sorted({e["stream_index"] for e in events if e["event"] == "sample"}),
+            [e["message"] for e in events if e["event"] == "error"],
+        )
+    assert seen[""] == (0, [0, 1], [])
+    assert seen["--video-streams preferred"][:2] == (0, [0])
+    code, indexes, (message,) = seen["--max-video-streams 1"]
+    assert code == 2 and indexes == []
+    assert "2 video streams; at most 1 are monitored" in message

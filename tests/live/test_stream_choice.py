@@ -1,17 +1,34 @@
-"""A live source with several video streams: the one players pick is sampled, not a decoy."""
+"""A live source with several video streams: every one is sampled (by default), the one
+players pick first; ``video_streams="preferred"`` samples that one only, not a decoy."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
-from safestream.live import Sampler, Source
+from safestream.engine import Engine
+from safestream.errors import ConflictError, InputError
+from safestream.live import (
+    ActionRequest,
+    Monitor,
+    SampleAnalyzer,
+    Sampler,
+    Source,
+    SourceSampler,
+    StreamContext,
+)
 from safestream.signals.pdq import pdq_from_rgb
-from video_support import encode_tracks, known_frame, shots
+from safestream.store.banks import BankRepository
+from video_support import encode_tracks, engine_with_known_video, known_frame, other_frame, shots
 
 FPS = 10
+KNOWN = [known_frame(i) for i in (41, 42, 43)]
+#: The banked sequence is shown from second X to second Y of the hidden stream.
+X, Y = 3.0, 6.0
 
 
 def test_the_largest_video_programme_is_sampled_not_the_first(tmp_path: Path) -> None:
@@ -28,6 +45,166 @@ def test_the_largest_video_programme_is_sampled_not_the_first(tmp_path: Path) ->
     finally:
         container.close()
     assert [s.rgb.shape for s in samples] == [(240, 320, 3)] * 3
+    assert {s.stream_index for s in samples} == {sampler.stream_index}
     for sample, k in zip(samples, (81, 82, 83), strict=True):
         distance = bin(int(sample.pdq()[0], 16) ^ int(pdq_from_rgb(known_frame(k))[0], 16))
         assert distance.count("1") <= 16
+
+
+def two_streams(tmp_path: Path, *, hidden_known: bool = True) -> Path:
+    """Stream 0 (flagged default: what players show) benign; stream 1 shows the banked
+    sequence from X to Y when ``hidden_known``."""
+    shown = shots([other_frame(900 + i) for i in range(9)], 1, FPS)
+    middle = KNOWN if hidden_known else [other_frame(950 + i) for i in range(3)]
+    hidden = shots([other_frame(960 + i) for i in range(3)] + middle + [other_frame(970)], 1, FPS)
+    return encode_tracks(
+        tmp_path / "two.ts",
+        shown,
+        hidden,
+        fps=FPS,
+        default=0,
+        container_format="mpegts",
+        preset="veryfast",  # B-frames: the I/P chain runs in both streams
+    )
+
+
+def alone(path: Path, index: int) -> list[tuple[float, str]]:
+    container = Source(url=str(path)).open()
+    try:
+        stream = next(s for s in container.streams.video if s.index == index)
+        return [
+            (s.stream_time_s, s.pdq()[0]) for s in Sampler(1.0).samples(container, stream=stream)
+        ]
+    finally:
+        container.close()
+
+
+def test_every_video_stream_is_sampled_as_it_would_be_alone(tmp_path: Path) -> None:
+    path = two_streams(tmp_path)
+    container = Source(url=str(path)).open()
+    source = SourceSampler(lambda: Sampler(1.0))
+    try:
+        samples = list(source.samples(container, stop=threading.Event()))
+        indexes = [s.index for s in container.streams.video]
+    finally:
+        container.close()
+    assert [s.stream_index for s in source.samplers] == indexes  # the default-flagged first
+    by_stream: dict[int, list[tuple[float, str]]] = {i: [] for i in indexes}
+    for sample in samples:
+        by_stream[sample.stream_index].append((sample.stream_time_s, sample.pdq()[0]))
+    for index in indexes:
+        assert by_stream[index] == alone(path, index)
+    # 9 s and 7 s at 1 sample/s.
+    assert [len(by_stream[i]) for i in indexes] == [9, 7]
+    # The counters are the two samplers' together.
+    assert source.stats.samples == 16
+    assert source.stats.frames_decoded == sum(s.stats.frames_decoded for s in source.samplers)
+    assert source.stats.b_references_skipped > 0  # the chain ran
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.requests: list[ActionRequest] = []
+        self.lock = threading.Lock()
+
+    def event(self, e: dict[str, Any]) -> None:
+        with self.lock:
+            self.events.append(e)
+
+    def action(self, r: ActionRequest) -> None:
+        with self.lock:
+            self.requests.append(r)
+
+    def of(self, stream_id: str, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["stream_id"] == stream_id and e["event"] == kind]
+
+
+def run_monitor(
+    repo: BankRepository, tmp_path: Path, sources: dict[str, Path], **kw: Any
+) -> tuple[Recorder, dict[str, dict[str, Any]]]:
+    """Events and actions, and each source's ``stream_end`` event."""
+    try:
+        engine = engine_with_known_video(repo, tmp_path, KNOWN)
+    except ConflictError:  # banked by an earlier run of the same test
+        engine = Engine(repo)
+    rec = Recorder()
+    callbacks = {a: rec.action for a in ("end_stream", "open_case", "obscure", "warn")}
+    monitor = Monitor(
+        SampleAnalyzer(engine), on_event=rec.event, actions=callbacks, per_stream_queue=64, **kw
+    )
+    try:
+        for name, path in sources.items():
+            monitor.add(Source(url=str(path)), StreamContext(name))
+        assert monitor.wait(timeout=120)
+    finally:
+        monitor.close()
+    return rec, {name: rec.of(name, "stream_end")[0] for name in sources}
+
+
+def test_a_banked_picture_in_a_stream_players_do_not_pick_is_found(
+    repo: BankRepository, tmp_path: Path
+) -> None:
+    rec, listing = run_monitor(repo, tmp_path, {"two": two_streams(tmp_path)})
+    assert listing["two"]["ended_by"] == "end_stream"
+    assert listing["two"]["metrics"]["video_streams"] == 2
+    matched = [e for e in rec.of("two", "sample") if e["verdict"] == "match"]
+    assert matched
+    first = matched[0]
+    assert first["stream_index"] == 1  # the hidden stream (container index 1)
+    assert X <= first["stream_time_s"] <= Y + 1.0
+    assert first["actions"] == ["end_stream", "open_case"]
+    assert len([r for r in rec.requests if r.action == "end_stream"]) == 1
+    case = next(r for r in rec.requests if r.action == "open_case")
+    assert case.frame_streams == (1,) and case.to_dict()["sample_streams"] == [1]
+    # Samples of both streams were analysed before the match.
+    assert {e["stream_index"] for e in rec.of("two", "sample")} == {0, 1}
+
+
+def test_preferred_samples_only_the_stream_players_pick(
+    repo: BankRepository, tmp_path: Path
+) -> None:
+    rec, listing = run_monitor(
+        repo, tmp_path, {"two": two_streams(tmp_path)}, video_streams="preferred"
+    )
+    assert listing["two"]["ended_by"] == "eof"
+    assert listing["two"]["metrics"]["video_streams"] == 1
+    samples = rec.of("two", "sample")
+    assert len(samples) == 9 and {e["stream_index"] for e in samples} == {0}
+    assert not [e for e in samples if e["verdict"] != "no_match"]
+    assert not rec.requests
+
+
+def test_a_source_with_too_many_video_streams_ends_with_an_error(
+    repo: BankRepository, tmp_path: Path
+) -> None:
+    tiny = [[np.full((48, 64, 3), 40 * k, np.uint8)] * (2 * FPS) for k in range(5)]
+    many = encode_tracks(tmp_path / "five.ts", *tiny, fps=FPS, container_format="mpegts")
+    plain = encode_tracks(
+        tmp_path / "one.ts", shots([other_frame(990)], 3, FPS), fps=FPS, container_format="mpegts"
+    )
+    rec, listing = run_monitor(repo, tmp_path, {"five": many, "one": plain})
+    (error,) = rec.of("five", "error")
+    assert "5 video streams" in error["message"] and "at most 4" in error["message"]
+    assert listing["five"]["ended_by"] == "error"
+    assert not rec.of("five", "sample")
+    # The other source is unaffected; a larger limit takes the five.
+    assert listing["one"]["ended_by"] == "eof" and len(rec.of("one", "sample")) == 3
+    rec, listing = run_monitor(repo, tmp_path, {"five": many}, max_video_streams=5)
+    assert listing["five"]["ended_by"] == "eof"
+    assert {e["stream_index"] for e in rec.of("five", "sample")} == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"video_streams": "first"}, "unknown video_streams 'first'; known: all, preferred"),
+        ({"max_video_streams": 0}, "max_video_streams must be 1 to 64, got 0"),
+        ({"max_video_streams": True}, "max_video_streams must be 1 to 64, got True"),
+    ],
+)
+def test_bad_video_stream_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        SourceSampler(Sampler, **kwargs)
+    with pytest.raises(InputError, match=message):
+        Monitor(SampleAnalyzer(None), **kwargs)

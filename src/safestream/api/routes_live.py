@@ -86,6 +86,8 @@ class StreamMetricsOut(BaseModel):
     #: non-reference pictures before a due time (also counted apart below).
     packets_skipped: int
     packets_unreferenced: int = 0
+    #: Video streams of the source being sampled (each with its own decoder).
+    video_streams: int = 0
     #: Referenced B-pictures skipped because no decoded picture uses them (I/P chain).
     b_references_skipped: int = 0
     #: Why the I/P chain was turned off for this stream, if it was.
@@ -155,6 +157,8 @@ class LiveService:
                 self._monitor = Monitor(
                     SampleAnalyzer(self.st.engine, scorer),
                     workers=self.st.settings.live_workers,
+                    video_streams=self.st.settings.live_video_streams,
+                    max_video_streams=self.st.settings.live_max_video_streams,
                     actions={name: self._on_action for name in ACTIONS},
                     silenced=lambda ctx: nondisclosure_applies(self.st.store, identifiers_of(ctx)),
                 )

@@ -70,11 +70,25 @@ class ServiceSettings:
     live_workers: int = 2
     #: Most streams monitored at once by one process.
     live_max_streams: int = 64
+    #: Which of a source's video streams are sampled (``all`` or ``preferred``), and
+    #: how many one source may carry (see ``safestream.live.ingest.SourceSampler``).
+    live_video_streams: str = "all"
+    live_max_video_streams: int = 4
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
         """Settings from ``SAFESTREAM_*`` variables, defaults for the rest."""
         max_pixels = _int("SAFESTREAM_MAX_PIXELS", 0, 0)
+        video_streams = os.environ.get("SAFESTREAM_LIVE_VIDEO_STREAMS", "").strip() or "all"
+        if video_streams not in ("all", "preferred"):
+            raise ConfigError(
+                f"SAFESTREAM_LIVE_VIDEO_STREAMS must be all or preferred, got {video_streams!r}"
+            )
+        max_video_streams = _int("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", cls.live_max_video_streams, 1)
+        if max_video_streams > 64:
+            raise ConfigError(
+                f"SAFESTREAM_LIVE_MAX_VIDEO_STREAMS must be at most 64, got {max_video_streams}"
+            )
         mode = os.environ.get("SAFESTREAM_HASH_MODE", "exact")
         if mode not in ("exact", "fast"):
             raise ConfigError(f"SAFESTREAM_HASH_MODE must be exact or fast, got {mode!r}")
@@ -121,4 +135,6 @@ class ServiceSettings:
             live_file_root=os.environ.get("SAFESTREAM_LIVE_FILE_ROOT", "").strip() or None,
             live_workers=_int("SAFESTREAM_LIVE_WORKERS", cls.live_workers, 1),
             live_max_streams=_int("SAFESTREAM_LIVE_MAX_STREAMS", cls.live_max_streams, 1),
+            live_video_streams=video_streams,
+            live_max_video_streams=max_video_streams,
         )

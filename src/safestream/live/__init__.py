@@ -1,6 +1,13 @@
 """Livestream monitoring: PyAV sources, keyframe-aware sampling, temporal policy, actions."""
 
-from safestream.live.ingest import Sample, Sampler, Source, StreamContext, StreamError
+from safestream.live.ingest import (
+    Sample,
+    Sampler,
+    Source,
+    SourceSampler,
+    StreamContext,
+    StreamError,
+)
 from safestream.live.monitor import (
     ACTIONS,
     ActionRequest,
@@ -21,6 +28,7 @@ __all__ = [
     "SampleResult",
     "Sampler",
     "Source",
+    "SourceSampler",
     "StreamContext",
     "StreamError",
     "StreamSession",

@@ -127,6 +127,9 @@ class LiveCaseWriter:
                             if i < len(request.sample_times_s)
                             else None,
                             "pdq": request.frame_pdqs[i] if i < len(request.frame_pdqs) else None,
+                            "stream_index": request.frame_streams[i]
+                            if i < len(request.frame_streams)
+                            else None,
                         },
                     )
                     evidence_ids.append(record.id)
@@ -139,6 +142,9 @@ class LiveCaseWriter:
         frames = [
             {
                 "stream_time_s": round(t, 3),
+                "stream_index": request.frame_streams[i]
+                if i < len(request.frame_streams)
+                else None,
                 "pdq": request.frame_pdqs[i] if i < len(request.frame_pdqs) else None,
                 "sha256": digests[i] if i < len(digests) else None,
                 "scores": dict(request.frame_scores[i] or {})

@@ -31,9 +31,11 @@ the tolerance before it may stand in.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -199,7 +201,16 @@ class Sample:
     classifier, evidence). :meth:`release` lets the frame go.
     """
 
-    __slots__ = ("_frame", "_lock", "_max_side", "_rgb", "arrived_at", "keyframe", "stream_time_s")
+    __slots__ = (
+        "_frame",
+        "_lock",
+        "_max_side",
+        "_rgb",
+        "arrived_at",
+        "keyframe",
+        "stream_index",
+        "stream_time_s",
+    )
 
     def __init__(
         self,
@@ -210,11 +221,14 @@ class Sample:
         frame: Any = None,
         max_side: int | None = DEFAULT_MAX_SIDE,
         rgb: npt.NDArray[np.uint8] | None = None,
+        stream_index: int = 0,
     ) -> None:
         if frame is None and rgb is None:
             raise InputError("a sample needs a frame or RGB pixels")
         #: Seconds since the stream's first frame.
         self.stream_time_s = stream_time_s
+        #: The container's index of the video stream the frame is from.
+        self.stream_index = stream_index
         #: ``time.monotonic()`` when the packet carrying the frame arrived.
         self.arrived_at = arrived_at
         self.keyframe = keyframe
@@ -439,7 +453,8 @@ REORDER_SLACK_S = 0.5
 
 
 class Sampler:
-    """Yields samples of a container's first video stream at ``sample_fps``.
+    """Yields samples of one video stream of a container at ``sample_fps`` (by default
+    the one players pick; :class:`SourceSampler` runs one per video stream).
 
     ``strategy`` says how much is decoded:
 
@@ -529,14 +544,39 @@ class Sampler:
         realtime: bool = False,
         speed: float = 1.0,
         what: str = "stream",
+        stream: Any = None,
     ) -> Iterator[Sample]:
-        """Samples in stream order until the stream ends or ``stop`` is set."""
+        """Samples in stream order until the stream ends or ``stop`` is set.
+
+        ``stream`` is the container's video stream to sample; by default the one players
+        pick (default-flagged, else the largest), not simply the first: an MPEG-TS source
+        can carry a decoy programme first. :class:`SourceSampler` samples every one.
+        """
+        if stream is None:
+            if not container.streams.video:
+                raise StreamError(f"{what}: the source has no video stream")
+            stream = preferred_video_stream(list(container.streams.video))
+        for sample in self._sample(
+            container, stream, None, stop=stop, realtime=realtime, speed=speed, what=what
+        ):
+            if sample is not None:
+                yield sample
+
+    def _sample(
+        self,
+        container: Any,
+        stream: Any,
+        packets: Iterator[Any] | None,
+        *,
+        stop: threading.Event | None,
+        realtime: bool,
+        speed: float,
+        what: str,
+    ) -> Iterator[Sample | None]:
+        """:meth:`samples` of ``stream``, from ``packets`` (default: the container's demux
+        of the stream). A ``None`` from ``packets`` means "no packet yet": it is yielded
+        back (the caller feeds the next packet and resumes)."""
         av = require_av()
-        if not container.streams.video:
-            raise StreamError(f"{what}: the source has no video stream")
-        # The stream players and transcoders pick (default-flagged, else the largest), not
-        # simply the first: an MPEG-TS source can carry a decoy programme first.
-        stream = preferred_video_stream(list(container.streams.video))
         self.stream_index = int(stream.index)
         cc = stream.codec_context
         cc.skip_frame = "DEFAULT"
@@ -570,6 +610,7 @@ class Sampler:
         due = False
         seen_key = False
         time_base = stream.time_base
+        stream_index = self.stream_index
         codec = str(cc.name)
         length_size = nal_length_size(codec, cc.extradata)
         drop = lazy and self.drop_unreferenced and codec in ("h264", "hevc")
@@ -646,6 +687,7 @@ class Sampler:
                 bool(frame.key_frame),
                 frame=frame,
                 max_side=self.max_side,
+                stream_index=stream_index,
             )
 
         def chain_skip(index: int, qt: float | None) -> bool:
@@ -713,7 +755,10 @@ class Sampler:
             dec.reset()
             return 0
 
-        for packet in container.demux(stream):
+        for packet in container.demux(stream) if packets is None else packets:
+            if packet is None:
+                yield None  # the caller has no packet for this stream yet
+                continue
             if stop is not None and stop.is_set():
                 return
             arrived = time.monotonic()
@@ -910,3 +955,130 @@ class Sampler:
                 sample = take(frame, time.monotonic())
                 if sample is not None:
                     yield sample
+
+
+#: Which video streams of a source are sampled: ``all`` (the default) or ``preferred``
+#: (the one players pick).
+VIDEO_STREAM_CHOICES = ("all", "preferred")
+#: A live source with more video streams than this is refused (``all``): each one is
+#: decoded, so more would multiply the work a single source costs.
+MAX_LIVE_VIDEO_STREAMS = 4
+
+
+class SourceSampler:
+    """Samples every video stream of a source, each with its own :class:`Sampler`.
+
+    A source can carry several video streams: the renditions of a multitrack broadcast,
+    or a second programme in an MPEG-TS. Which one a viewer sees is up to the player or
+    the platform's transcoder, so with ``video_streams="all"`` (the default) each one
+    is sampled at the same rate, the one players pick first; samples carry their
+    ``stream_index``, and each stream's times count from its own first frame. A source
+    with more than ``max_video_streams`` video streams ends with a :class:`StreamError`.
+    ``"preferred"`` samples only the stream players pick (for a platform that plays
+    nothing else).
+
+    One demux reads the container; each packet goes to its stream's sampler, which
+    runs until it needs the next packet of its stream.
+    """
+
+    def __init__(
+        self,
+        make_sampler: Callable[[], Sampler],
+        *,
+        video_streams: str = "all",
+        max_video_streams: int = MAX_LIVE_VIDEO_STREAMS,
+    ) -> None:
+        if video_streams not in VIDEO_STREAM_CHOICES:
+            raise InputError(
+                f"unknown video_streams {video_streams!r}; known: {', '.join(VIDEO_STREAM_CHOICES)}"
+            )
+        if isinstance(max_video_streams, bool) or not 1 <= max_video_streams <= 64:
+            raise InputError(f"max_video_streams must be 1 to 64, got {max_video_streams!r}")
+        self.make_sampler = make_sampler
+        self.video_streams = video_streams
+        self.max_video_streams = max_video_streams
+        #: One per sampled video stream, the preferred one first (set when sampling starts).
+        self.samplers: list[Sampler] = []
+
+    @property
+    def stats(self) -> SamplerStats:
+        """The samplers' counters added up (the first fallback reason)."""
+        total = SamplerStats()
+        for sampler in self.samplers:
+            for f in dataclasses.fields(SamplerStats):
+                mine, theirs = getattr(total, f.name), getattr(sampler.stats, f.name)
+                if isinstance(theirs, bool):
+                    setattr(total, f.name, mine or theirs)
+                elif isinstance(theirs, int):
+                    setattr(total, f.name, mine + theirs)
+                elif mine is None:
+                    setattr(total, f.name, theirs)
+        return total
+
+    def samples(
+        self,
+        container: Any,
+        *,
+        stop: threading.Event | None = None,
+        realtime: bool = False,
+        speed: float = 1.0,
+        what: str = "stream",
+    ) -> Iterator[Sample]:
+        """Samples of the chosen video streams, in the order their frames are read."""
+        videos = list(container.streams.video)
+        if not videos:
+            raise StreamError(f"{what}: the source has no video stream")
+        first = preferred_video_stream(videos)
+        chosen = [first]
+        if self.video_streams == "all":
+            chosen += [s for s in videos if s.index != first.index]
+        if len(chosen) > self.max_video_streams:
+            raise StreamError(
+                f"{what}: the source has {len(chosen)} video streams; at most "
+                f"{self.max_video_streams} are monitored per source (each is decoded: a "
+                "picture could otherwise hide in a stream that is not looked at)"
+            )
+        self.samplers = [self.make_sampler() for _ in chosen]
+        if len(chosen) == 1:
+            yield from self.samplers[0].samples(
+                container, stop=stop, realtime=realtime, speed=speed, what=what, stream=first
+            )
+            return
+        boxes: dict[int, deque[Any]] = {int(s.index): deque() for s in chosen}
+        ended = False
+
+        def feed(box: deque[Any]) -> Iterator[Any]:
+            while box or not ended:
+                yield box.popleft() if box else None
+
+        running = {
+            int(s.index): sampler._sample(
+                container,
+                s,
+                feed(boxes[int(s.index)]),
+                stop=stop,
+                realtime=realtime,
+                speed=speed,
+                what=f"{what} (video stream {s.index})",
+            )
+            for s, sampler in zip(chosen, self.samplers, strict=True)
+        }
+
+        def drive(index: int) -> Iterator[Sample]:
+            """Run one stream's sampler until it needs a packet it has not got."""
+            for sample in running[index]:
+                if sample is None:
+                    return
+                yield sample
+            del running[index]  # its packets ended, or stop was set
+
+        for packet in container.demux(*chosen):
+            if stop is not None and stop.is_set():
+                return
+            index = int(packet.stream.index)
+            if index in running:
+                boxes[index].append(packet)
+                yield from drive(index)
+        ended = True
+        for index in list(running):
+            yield from drive(index)

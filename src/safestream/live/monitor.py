@@ -39,10 +39,12 @@ from safestream.errors import (
 )
 from safestream.live.ingest import (
     DEFAULT_LOOP_FILTER_SKIP,
+    MAX_LIVE_VIDEO_STREAMS,
     STRATEGIES,
     Sample,
     Sampler,
     Source,
+    SourceSampler,
     StreamContext,
     StreamError,
 )
@@ -73,6 +75,8 @@ class SampleResult:
     matches: tuple[Match, ...]
     scores: Mapping[str, float | None] | None
     finished_at: float
+    #: The container's index of the video stream the sample is from.
+    stream_index: int = 0
 
     @property
     def latency_ms(self) -> float:
@@ -114,7 +118,14 @@ class SampleAnalyzer:
                     matches = tuple(resolved)
         scores = dict(self.scorer(sample.rgb)) if self.scorer is not None else None
         return SampleResult(
-            sample.stream_time_s, sample.arrived_at, pdq, quality, matches, scores, time.monotonic()
+            sample.stream_time_s,
+            sample.arrived_at,
+            pdq,
+            quality,
+            matches,
+            scores,
+            time.monotonic(),
+            sample.stream_index,
         )
 
 
@@ -170,6 +181,8 @@ class ActionRequest:
     frame_pdqs: tuple[str, ...] = ()
     #: Classifier scores of each triggering frame (None where no classifier ran).
     frame_scores: tuple[Mapping[str, float | None] | None, ...] = ()
+    #: The source's video stream (container index) of each triggering frame.
+    frame_streams: tuple[int, ...] = ()
     #: When the verdict was reached (UTC).
     detected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -181,6 +194,7 @@ class ActionRequest:
             "context": self.context.to_dict(),
             "source": self.source,
             "sample_times_s": [round(t, 3) for t in self.sample_times_s],
+            "sample_streams": list(self.frame_streams),
             "matches": [m.to_dict() for m in self.matches],
             "evidence_frames": len(self.evidence_png),
             "detected_at": self.detected_at.isoformat(),
@@ -259,7 +273,7 @@ class StreamSession:
             maxlen=monitor.policy.window
         )
         self._fired: set[str] = set()
-        self.sampler: Sampler | None = None
+        self.sampler: SourceSampler | None = None
         #: Set once the reading thread has finished (after its last event).
         self.finished = threading.Event()
         #: Actions fired on this stream: name, verdict and sample times.
@@ -379,6 +393,7 @@ class StreamSession:
         stats = self.sampler.stats if self.sampler is not None else None
         return {
             **self.metrics.to_dict(),
+            "video_streams": len(self.sampler.samplers) if self.sampler is not None else 0,
             "frames_decoded": stats.frames_decoded if stats else 0,
             "packets_skipped": stats.packets_skipped if stats else 0,
             "packets_unreferenced": stats.unreferenced if stats else 0,
@@ -394,15 +409,20 @@ class StreamSession:
             away = max(0.0, time.monotonic() - self._last_arrival)
             self._time_offset = self._last_time + max(away, 1.0 / self.sample_fps)
         m = self.monitor
-        sampler = Sampler(
-            self.sample_fps,
-            max_side=m.max_side,
-            strategy=m.strategy,
-            drop_unreferenced=m.drop_unreferenced,
-            skip_loop_filter=m.skip_loop_filter,
-            decoder_threads=m.decoder_threads,
-            ip_chain=m.ip_chain,
-            early_drain=m.early_drain,
+        sampler = SourceSampler(
+            functools.partial(
+                Sampler,
+                self.sample_fps,
+                max_side=m.max_side,
+                strategy=m.strategy,
+                drop_unreferenced=m.drop_unreferenced,
+                skip_loop_filter=m.skip_loop_filter,
+                decoder_threads=m.decoder_threads,
+                ip_chain=m.ip_chain,
+                early_drain=m.early_drain,
+            ),
+            video_streams=m.video_streams,
+            max_video_streams=m.max_video_streams,
         )
         self.sampler = sampler
         try:
@@ -471,6 +491,7 @@ class StreamSession:
                 "event": "sample",
                 "stream_id": self.stream_id,
                 "stream_time_s": round(result.stream_time_s, 3),
+                "stream_index": result.stream_index,
                 "verdict": verdict or "no_match",
                 "quality": result.quality,
                 "matches": [m.to_dict() for m in result.matches],
@@ -490,6 +511,7 @@ class StreamSession:
                 evidence_png=tuple(_png(f) for f in frames) if action == "open_case" else (),
                 frame_pdqs=tuple(r.pdq for r in results),
                 frame_scores=tuple(r.scores for r in results),
+                frame_streams=tuple(r.stream_index for r in results),
             )
             self.monitor._act(self, request)
 
@@ -499,7 +521,9 @@ class Monitor:
 
     ``strategy``, ``drop_unreferenced``, ``ip_chain``, ``early_drain``,
     ``skip_loop_filter`` and ``decoder_threads`` say how each stream is decoded (see
-    :class:`~safestream.live.ingest.Sampler`).
+    :class:`~safestream.live.ingest.Sampler`); ``video_streams`` and
+    ``max_video_streams`` which of a source's video streams are sampled (see
+    :class:`~safestream.live.ingest.SourceSampler`: by default every one, at most 4).
     """
 
     def __init__(
@@ -521,6 +545,8 @@ class Monitor:
         decoder_threads: int = 1,
         ip_chain: bool = True,
         early_drain: bool = True,
+        video_streams: str = "all",
+        max_video_streams: int = MAX_LIVE_VIDEO_STREAMS,
     ) -> None:
         if strategy not in STRATEGIES:
             raise InputError(
@@ -534,6 +560,9 @@ class Monitor:
             skip_loop_filter=skip_loop_filter,
             decoder_threads=decoder_threads,
         )
+        SourceSampler(Sampler, video_streams=video_streams, max_video_streams=max_video_streams)
+        self.video_streams = video_streams
+        self.max_video_streams = max_video_streams
         self.strategy = strategy
         self.drop_unreferenced = drop_unreferenced
         self.skip_loop_filter = skip_loop_filter
