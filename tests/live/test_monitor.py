@@ -14,10 +14,10 @@ import av
 import numpy as np
 import pytest
 
+from ffmpeg_support import Recorder
 from safestream.engine import Engine
 from safestream.engine.video import add_video
 from safestream.live import (
-    ActionRequest,
     Monitor,
     SampleAnalyzer,
     Sampler,
@@ -82,24 +82,6 @@ def engine(repo: BankRepository, tmp_path: Path) -> Engine:
     repo.create_bank("known-video", source="test")
     add_video(repo, "known-video", hash_video(clip), external_id="clip-1")
     return Engine(repo)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.requests: list[ActionRequest] = []
-        self.lock = threading.Lock()
-
-    def event(self, e: dict[str, Any]) -> None:
-        with self.lock:
-            self.events.append(e)
-
-    def action(self, r: ActionRequest) -> None:
-        with self.lock:
-            self.requests.append(r)
-
-    def of(self, stream_id: str, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["stream_id"] == stream_id and e["event"] == kind]
 
 
 def _monitor(engine: Engine, rec: Recorder, **kw: Any) -> Monitor:

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ffmpeg_support import Recorder
 from safestream.engine import Engine
 from safestream.errors import ConflictError, InputError
 from safestream.live import (
-    ActionRequest,
     Monitor,
     SampleAnalyzer,
     Sampler,
@@ -100,24 +100,6 @@ def test_every_video_stream_is_sampled_as_it_would_be_alone(tmp_path: Path) -> N
     assert source.stats.samples == 16
     assert source.stats.frames_decoded == sum(s.stats.frames_decoded for s in source.samplers)
     assert source.stats.b_references_skipped > 0  # the chain ran
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.requests: list[ActionRequest] = []
-        self.lock = threading.Lock()
-
-    def event(self, e: dict[str, Any]) -> None:
-        with self.lock:
-            self.events.append(e)
-
-    def action(self, r: ActionRequest) -> None:
-        with self.lock:
-            self.requests.append(r)
-
-    def of(self, stream_id: str, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["stream_id"] == stream_id and e["event"] == kind]
 
 
 def run_monitor(
