@@ -70,10 +70,12 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def sample_clip(path: Path, kwargs: dict[str, Any]) -> tuple[float, Any, list[tuple[float, str]]]:
+def sample_clip(
+    path: Path, kwargs: dict[str, Any], hwaccel: str | None = None
+) -> tuple[float, Any, list[tuple[float, str]]]:
     """CPU s, sampler stats and (time, PDQ) of each sample for one decoding variant."""
     t0 = time.process_time()
-    container = Source(url=str(path)).open()
+    container = Source(url=str(path), hwaccel=hwaccel).open()
     sampler = Sampler(1.0, **kwargs)
     pdqs = []
     try:
@@ -105,6 +107,28 @@ def strategies(path: Path, repeat: int) -> list[tuple[str, float, int, int, list
         skipped = stats.unreferenced + stats.b_references_skipped
         out.append((label, cpu, stats.frames_decoded, skipped, drift))
     return out
+
+
+def print_hwaccel(path: Path, hwaccel: str, repeat: int) -> None:
+    """One stream, default sampler + PDQ, decoded on ``hwaccel`` against the CPU: process
+    CPU s (least of ``repeat``) and each sample's PDQ distance from the CPU's sample."""
+    cpu_runs = [sample_clip(path, {}) for _ in range(repeat)]
+    hw_runs = [sample_clip(path, {}, hwaccel) for _ in range(repeat)]
+    cpu, hw = min(r[0] for r in cpu_runs), min(r[0] for r in hw_runs)
+    soft, hard = cpu_runs[0][2], hw_runs[0][2]
+    same_times = [t for t, _ in soft] == [t for t, _ in hard]
+    drift = [
+        bin(int(a, 16) ^ int(b, 16)).count("1") for (_, a), (_, b) in zip(soft, hard, strict=False)
+    ]
+    print(f"\nDecoding on {hwaccel} against the CPU (one stream, default sampler + PDQ):\n")
+    print("| decoder | process CPU s | ratio | samples | same times | PDQ drift median / max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| CPU | {cpu:.3f} | 1.00 | {len(soft)} | | |")
+    print(
+        f"| {hwaccel} | {hw:.3f} | {hw / cpu:.2f} | {len(hard)} | {same_times} | "
+        f"{np.median(drift) if drift else float('nan'):g} / {max(drift, default=0)} |",
+        flush=True,
+    )
 
 
 def testsrc2_clip(path: Path, seconds: int, gop_s: float) -> None:
@@ -366,6 +390,7 @@ def run(
     workers: int,
     decoder: dict[str, Any] | None = None,
     sample_fps: float = 1.0,
+    hwaccel: str | None = None,
 ) -> dict[str, Any]:
     """N streams of the clip at real time; CPU per stream-second, latency, drops."""
     latencies: list[float] = []
@@ -386,7 +411,7 @@ def run(
     )
     t0, w0 = time.process_time(), time.perf_counter()
     for i in range(n):
-        monitor.add(Source(url=str(clip), realtime=True), StreamContext(f"s{i}"))
+        monitor.add(Source(url=str(clip), realtime=True, hwaccel=hwaccel), StreamContext(f"s{i}"))
     monitor.wait(timeout=seconds * 3 + 60)
     cpu, wall = time.process_time() - t0, time.perf_counter() - w0
     streams = monitor.streams()
@@ -413,7 +438,15 @@ def ramp(
     n = args.start_streams
     while n <= args.max_streams:
         r = run(
-            clip, n, seconds, engine, scorer, args.workers, args.decoder_kwargs, args.sample_fps
+            clip,
+            n,
+            seconds,
+            engine,
+            scorer,
+            args.workers,
+            args.decoder_kwargs,
+            args.sample_fps,
+            args.hwaccel,
         )
         ok = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
         print(
@@ -460,6 +493,13 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per decoding variant (least CPU)")
     ap.add_argument(
+        "--hwaccel",
+        default=None,
+        metavar="TYPE",
+        help="decode the concurrent streams on this FFmpeg hardware device type (cuda), and "
+        "compare one stream on it with the CPU (CPU time, PDQ drift)",
+    )
+    ap.add_argument(
         "--strategies-only", action="store_true", help="only the decoding tables (no streams)"
     )
     args = ap.parse_args()
@@ -493,6 +533,8 @@ def main() -> None:
         print_breakdown({"synthetic": clip, "testsrc2": pattern}, args.seconds)
         print_frame_costs({"synthetic": clip, "testsrc2": pattern, "photos": photos})
         print_hash_paths(Path(d))
+        if args.hwaccel:
+            print_hwaccel(clip, args.hwaccel, args.repeat)
         if args.strategies_only:
             return
         if args.clip == "testsrc2":

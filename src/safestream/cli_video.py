@@ -317,6 +317,13 @@ def video_match(
     help="Most video streams one source may carry (each is decoded and sampled).",
 )
 @click.option(
+    "--hwaccel",
+    default=None,
+    metavar="TYPE",
+    help="Decode on this FFmpeg hardware device type (cuda: NVIDIA NVDEC) instead of the "
+    "CPU; a source whose device cannot be opened ends with an error (no fallback).",
+)
+@click.option(
     "--no-cases",
     is_flag=True,
     help="Do not write open_case detections to the store (events only).",
@@ -344,6 +351,7 @@ def monitor(
     skip_loop_filter: str,
     video_streams: str,
     max_video_streams: int,
+    hwaccel: str | None,
     no_cases: bool,
 ) -> None:
     """Monitor live SOURCES (paths, URLs, or - for MPEG-TS on stdin): one JSON event per line.
@@ -420,7 +428,12 @@ def monitor(
         sessions = []
         try:
             for i, spec in enumerate(sources):
-                src = Source.parse(spec, listen=listen, realtime=False if no_realtime else None)
+                src = Source.parse(
+                    spec,
+                    listen=listen,
+                    realtime=False if no_realtime else None,
+                    hwaccel=hwaccel,
+                )
                 ctx = StreamContext(
                     f"stream-{i + 1}",
                     account_id=account,

@@ -319,10 +319,13 @@ def test_video_stream_settings_come_from_the_environment(
         "all",
         4,
     )
+    assert ServiceSettings.from_env().live_hwaccel is None
     monkeypatch.setenv("SAFESTREAM_LIVE_VIDEO_STREAMS", "preferred")
     monkeypatch.setenv("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "2")
+    monkeypatch.setenv("SAFESTREAM_LIVE_HWACCEL", " cuda ")
     settings = ServiceSettings.from_env()
     assert (settings.live_video_streams, settings.live_max_video_streams) == ("preferred", 2)
+    assert settings.live_hwaccel == "cuda"
     with TestClient(create_app(store, settings=settings)) as client:
         from safestream.api.routes_live import LiveService
 
@@ -339,3 +342,20 @@ def test_video_stream_settings_come_from_the_environment(
             m.setenv(name, bad)
             with pytest.raises(ConfigError, match=message):
                 ServiceSettings.from_env()
+
+
+def test_streams_decode_on_the_configured_device_or_fail_clearly(
+    store: Store, media: Path, keys: dict[str, str]
+) -> None:
+    """SAFESTREAM_LIVE_HWACCEL reaches every source the API opens; a device type this
+    FFmpeg lacks fails the stream (its record says why), never the request."""
+    settings = ServiceSettings(live_file_root=str(media), live_hwaccel="warp-drive")
+    key = keys["integrator"]
+    with TestClient(create_app(store, settings=settings)) as client:
+        r = client.post(
+            "/v1/streams", json={"source": "bad.ts", "stream_id": "hw"}, headers=auth(key)
+        )
+        assert r.status_code == 201, r.text
+        out = _wait(client, key, "hw", lambda b: b["state"] != "running")
+    assert out["state"] == "failed", out
+    assert "hardware decoding 'warp-drive' is not in this FFmpeg build" in out["error"]

@@ -157,3 +157,31 @@ def test_monitor_video_stream_options(tmp_path: Path) -> None:
     code, indexes, (message,) = seen["--max-video-streams 1"]
     assert code == 2 and indexes == []
     assert "2 video streams; at most 1 are monitored" in message
+
+
+def test_monitor_hwaccel_option(tmp_path: Path) -> None:
+    """--hwaccel reaches each source: a device type FFmpeg lacks ends the stream with an
+    error that says so (no silent fallback to the CPU)."""
+    for command in COMMANDS:
+        if isinstance(command, click.Command) and command.name not in cli.commands:
+            cli.add_command(command)
+    clip = tmp_path / "c.ts"
+    encode(clip, shots([other_frame(640)], 2, 10), container_format="mpegts")
+    r = CliRunner().invoke(
+        cli,
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "monitor",
+            "--no-realtime",
+            "--hwaccel",
+            "warp-drive",
+            str(clip),
+        ],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 2
+    events = [json.loads(line) for line in r.output.splitlines()]
+    (error,) = [e for e in events if e["event"] == "error"]
+    assert "hardware decoding 'warp-drive' is not in this FFmpeg build" in error["message"]
+    assert not [e for e in events if e["event"] == "sample"]

@@ -14,6 +14,7 @@ and ``rule`` is ``live:<stream id>``. ``open_case`` also writes a check record w
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import threading
@@ -173,6 +174,8 @@ class LiveService:
             except ValueError:
                 raise InputError(f"ip_address {ip[:64]!r} is not an IPv4 or IPv6 address") from None
         source = self.sources.source(body.source)
+        if self.st.settings.live_hwaccel is not None:
+            source = dataclasses.replace(source, hwaccel=self.st.settings.live_hwaccel)
         monitor = self._ensure()
         running = sum(1 for s in monitor.streams() if s["running"])
         if running >= self.st.settings.live_max_streams:

@@ -74,6 +74,8 @@ class ServiceSettings:
     #: how many one source may carry (see ``safestream.live.ingest.SourceSampler``).
     live_video_streams: str = "all"
     live_max_video_streams: int = 4
+    #: FFmpeg hardware device type live streams are decoded on (``"cuda"``), or None.
+    live_hwaccel: str | None = None
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -137,4 +139,5 @@ class ServiceSettings:
             live_max_streams=_int("SAFESTREAM_LIVE_MAX_STREAMS", cls.live_max_streams, 1),
             live_video_streams=video_streams,
             live_max_video_streams=max_video_streams,
+            live_hwaccel=os.environ.get("SAFESTREAM_LIVE_HWACCEL", "").strip() or None,
         )

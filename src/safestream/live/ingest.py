@@ -108,6 +108,10 @@ class Source:
     ``realtime`` plays a file at its own pace (``speed`` times real time), as a live
     source would arrive. ``listen`` makes PyAV the RTMP/RTSP server the broadcaster
     pushes to. ``reconnect`` retries a dropped network source with backoff.
+    ``hwaccel`` decodes on a hardware device of that FFmpeg type (``"cuda"``: NVIDIA's
+    NVDEC) instead of the CPU, with no silent fallback: where the device cannot be
+    opened, opening the source fails with a :class:`StreamError` that says so. Frames
+    are copied back to memory as they are decoded; sampling is unchanged.
     """
 
     url: str | None = None
@@ -121,6 +125,8 @@ class Source:
     max_reconnects: int = 5
     #: First reconnect delay; it doubles on each try (at most 10 s).
     reconnect_delay_s: float = 0.5
+    #: FFmpeg hardware device type to decode on (``hwdevices_available()``), or None.
+    hwaccel: str | None = None
 
     def __post_init__(self) -> None:
         if (self.url is None) == (self.fileobj is None):
@@ -129,18 +135,26 @@ class Source:
             raise InputError(f"speed must be > 0, got {self.speed}")
 
     @classmethod
-    def parse(cls, spec: str, *, listen: bool = False, realtime: bool | None = None) -> Source:
+    def parse(
+        cls,
+        spec: str,
+        *,
+        listen: bool = False,
+        realtime: bool | None = None,
+        hwaccel: str | None = None,
+    ) -> Source:
         """A source from a CLI argument: ``-`` (MPEG-TS on stdin), a path or a URL."""
         import sys
 
         if spec == "-":
-            return cls(fileobj=sys.stdin.buffer, format="mpegts")
+            return cls(fileobj=sys.stdin.buffer, format="mpegts", hwaccel=hwaccel)
         is_url = "://" in spec
         return cls(
             url=spec,
             listen=listen,
             realtime=(not is_url) if realtime is None else realtime,
             reconnect=is_url and not listen,
+            hwaccel=hwaccel,
         )
 
     def describe(self) -> str:
@@ -153,6 +167,18 @@ class Source:
 
             return redact(self.url)
         return self.url
+
+    def _hwaccel(self, av: Any) -> Any:
+        """PyAV's settings for decoding on ``self.hwaccel``, never falling back."""
+        from av.codec.hwaccel import HWAccel, hwdevices_available
+
+        known = list(hwdevices_available())
+        if self.hwaccel not in known:
+            raise StreamError(
+                f"{self.describe()}: hardware decoding {self.hwaccel!r} is not in this "
+                f"FFmpeg build; it has: {', '.join(known) or 'none'}"
+            )
+        return HWAccel(self.hwaccel, allow_software_fallback=False)
 
     def open(self, stop: threading.Event | None = None) -> Any:
         """Open the container (blocks until a listener gets its broadcaster).
@@ -175,9 +201,20 @@ class Source:
             else:
                 options.setdefault("listen", "1")
         target: Any = self.url if self.url is not None else self.fileobj
+        extra: dict[str, Any] = {}
+        if self.hwaccel is not None:
+            extra["hwaccel"] = self._hwaccel(av)
         try:
-            return av.open(target, mode="r", format=self.format, options=options, timeout=20)
+            return av.open(
+                target, mode="r", format=self.format, options=options, timeout=20, **extra
+            )
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if self.hwaccel is not None:
+                raise StreamError(
+                    f"{self.describe()}: cannot open with hardware decoding "
+                    f"({self.hwaccel}): {type(exc).__name__}: {exc}; is the device there, "
+                    "with its driver? (without --hwaccel it decodes on the CPU)"
+                ) from exc
             if isinstance(exc, av.error.ProtocolNotFoundError) and self.url is not None:
                 # PyAV's FFmpeg lacks it (SRT): the system ffmpeg program may relay it.
                 from safestream.live import relay
