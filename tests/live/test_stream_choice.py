@@ -190,3 +190,45 @@ def test_bad_video_stream_settings_are_refused(kwargs: dict[str, Any], message: 
         SourceSampler(Sampler, **kwargs)
     with pytest.raises(InputError, match=message):
         Monitor(SampleAnalyzer(None), **kwargs)
+
+
+def test_a_stream_that_starts_later_has_later_times(tmp_path: Path) -> None:
+    """All of a source's video streams are on one timeline: a programme that starts 3 s
+    after the first has samples from 3 s on, the frames it gives alone, 3 s later."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "late.ts"
+    first = shots([other_frame(1000 + i) for i in range(9)], 1, FPS)
+    late = shots([other_frame(1100 + i) for i in range(9)], 1, FPS)
+    with av.open(str(path), "w", format="mpegts") as out:
+        streams = []
+        for _ in range(2):
+            s = out.add_stream("libx264", rate=FPS)
+            s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+            s.options = {"preset": "veryfast", "g": str(FPS)}
+            streams.append(s)
+        for i in range(9 * FPS):
+            for k, (s, frames) in enumerate(zip(streams, (first, late), strict=True)):
+                if k == 1 and i < 3 * FPS:
+                    continue  # the second programme starts at 3 s
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, FPS)
+                for packet in s.encode(frame):
+                    out.mux(packet)
+        for s in streams:
+            for packet in s.encode():
+                out.mux(packet)
+    container = Source(url=str(path)).open()
+    source = SourceSampler(lambda: Sampler(1.0))
+    try:
+        got = [(s.stream_index, s.stream_time_s, s.pdq()[0]) for s in source.samples(container)]
+    finally:
+        container.close()
+    assert [(t, h) for i, t, h in got if i == 0] == alone(path, 0)
+    later = [(t, h) for i, t, h in got if i == 1]
+    on_its_own = alone(path, 1)
+    assert len(later) == len(on_its_own) == 6
+    assert [h for _, h in later] == [h for _, h in on_its_own]
+    assert [round(t - 3.0, 6) for t, _ in later] == [round(t, 6) for t, _ in on_its_own]

@@ -609,10 +609,13 @@ class Sampler:
         realtime: bool,
         speed: float,
         what: str,
+        shared_origin: list[float | None] | None = None,
     ) -> Iterator[Sample | None]:
         """:meth:`samples` of ``stream``, from ``packets`` (default: the container's demux
         of the stream). A ``None`` from ``packets`` means "no packet yet": it is yielded
-        back (the caller feeds the next packet and resumes)."""
+        back (the caller feeds the next packet and resumes). ``shared_origin`` (one item)
+        is the time origin of several streams of one container: the first stream to
+        start sets it, and every stream's times count from it."""
         av = require_av()
         self.stream_index = int(stream.index)
         cc = stream.codec_context
@@ -628,6 +631,15 @@ class Sampler:
         gop: float | None = None
         #: Stream time origin: the first decoded frame's time (lazy: the first keyframe's).
         origin: float | None = None
+
+        def first_time(t: float) -> float:
+            """The origin, from this stream's first time unless another stream set it."""
+            if shared_origin is None:
+                return t
+            first = shared_origin[0]
+            if first is None:
+                shared_origin[0] = first = t
+            return first
         wall_start: float | None = None
         next_due = 0.0
         # Packet times on a clock that never goes back (resets, repeats and jumps of the
@@ -706,7 +718,7 @@ class Sampler:
                 t_abs = last_t
             last_t = t_abs
             if origin is None:
-                origin = t_abs
+                origin = first_time(t_abs)
             t = t_abs - origin
             # Only a keyframe may stand in early for a due sample: decoding it is free.
             slack = self.tolerance_s if frame.key_frame else 0.0
@@ -862,7 +874,7 @@ class Sampler:
                 if drop and codec == "hevc" and hevc_top is None:
                     hevc_top = hevc_top_sub_layer(bytes(packet), length_size)
                 if origin is None and pt is not None:
-                    origin = pt
+                    origin = first_time(pt)
                 self.stats.packets_skipped += len(gop_packets) - high
                 if fed:
                     # The decoder holds part of the last GOP: drain it (its delayed frames
@@ -1009,7 +1021,8 @@ class SourceSampler:
     or a second programme in an MPEG-TS. Which one a viewer sees is up to the player or
     the platform's transcoder, so with ``video_streams="all"`` (the default) each one
     is sampled at the same rate, the one players pick first; samples carry their
-    ``stream_index``, and each stream's times count from its own first frame. A source
+    ``stream_index``, and all streams' times count from the first frame of any of them
+    (one timeline: a stream that starts later has later times). A source
     with more than ``max_video_streams`` video streams ends with a :class:`StreamError`.
     ``"preferred"`` samples only the stream players pick (for a platform that plays
     nothing else).
@@ -1083,6 +1096,8 @@ class SourceSampler:
             return
         boxes: dict[int, deque[Any]] = {int(s.index): deque() for s in chosen}
         ended = False
+        # One timeline: every stream's times count from the first frame of any of them.
+        origin: list[float | None] = [None]
 
         def feed(box: deque[Any]) -> Iterator[Any]:
             while box or not ended:
@@ -1097,6 +1112,7 @@ class SourceSampler:
                 realtime=realtime,
                 speed=speed,
                 what=f"{what} (video stream {s.index})",
+                shared_origin=origin,
             )
             for s, sampler in zip(chosen, self.samplers, strict=True)
         }
