@@ -640,6 +640,7 @@ class Sampler:
             if first is None:
                 shared_origin[0] = first = t
             return first
+
         wall_start: float | None = None
         next_due = 0.0
         # Packet times on a clock that never goes back (resets, repeats and jumps of the
