@@ -180,13 +180,15 @@ def photo_clip(path: Path, seconds_each: int, gop_s: float) -> None:
             out.mux(packet)
 
 
-def print_breakdown(clips: dict[str, Path], seconds: int) -> None:
+def print_breakdown(clips: dict[str, Path], seconds: int) -> dict[str, float]:
     """Where a stream's decoding time goes: the default sampler at 0.05, 0.5 and 1
     sample/s (2 s GOP: almost nothing decoded; keyframes only; the I/P chain), no
-    hashing, no pacing; CPU ms per stream-second, least of 3 runs."""
+    hashing, no pacing; CPU ms per stream-second, least of 3 runs. Returns each clip's
+    figure at 1 sample/s."""
     print("\nWhere the time goes (one stream, default sampler, no hash, no pacing):\n")
     print("| clip | 0.05/s: demux + Python | 0.5/s: + keyframes | 1/s: + P-chain | frames at 1/s |")
     print("| --- | --- | --- | --- | --- |")
+    at_one: dict[str, float] = {}
     for name, path in clips.items():
         row = []
         frames = 0
@@ -202,7 +204,9 @@ def print_breakdown(clips: dict[str, Path], seconds: int) -> None:
                 container.close()
             row.append(f"{1000 * best / seconds:.2f}")
             frames = sampler.stats.frames_decoded
+        at_one[name] = 1000 * best / seconds
         print(f"| {name} | {' | '.join(row)} | {frames} |", flush=True)
+    return at_one
 
 
 def print_frame_costs(clips: dict[str, Path]) -> None:
@@ -530,7 +534,7 @@ def main() -> None:
             f"Decoding, scikit-image sample photos panned (6 x 4 s), {args.gop:g} s GOP:",
             args.repeat,
         )
-        print_breakdown({"synthetic": clip, "testsrc2": pattern}, args.seconds)
+        decoding = print_breakdown({"synthetic": clip, "testsrc2": pattern}, args.seconds)
         print_frame_costs({"synthetic": clip, "testsrc2": pattern, "photos": photos})
         print_hash_paths(Path(d))
         if args.hwaccel:
@@ -561,6 +565,12 @@ def main() -> None:
                 "hash + opennsfw", clip, args.seconds, engine, scorer, args
             )
         results["hash only"] = ramp("hash only", clip, args.seconds, engine, None, args)
+        ms = decoding[args.clip]
+        print(
+            f"\nCeiling from decoding alone ({args.clip} clip, one stream, no hash, no "
+            f"pacing, {ms:.1f} ms per stream-second at 1 sample/s): {1000 / ms:.0f} streams "
+            "per core"
+        )
         print("\nLargest N without drops and with p95 <= 1 s:")
         for label, r in results.items():
             if r is None:
