@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from safestream.errors import InputError
 from safestream.live import Monitor, SampleAnalyzer, Sampler, Source, StreamContext, StreamError
 from video_support import encode, known_frame, other_frame, shots
 
@@ -34,6 +35,12 @@ def test_a_device_type_ffmpeg_lacks_is_refused_with_those_it_has(clip: Path) -> 
     message = str(err.value)
     assert "hardware decoding 'warp-drive' is not in this FFmpeg build" in message
     assert all(kind in message for kind in hwdevices_available())
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 7])
+def test_a_blank_or_odd_device_type_is_refused_at_once(clip: Path, bad: object) -> None:
+    with pytest.raises(InputError, match="hwaccel must be a device type such as 'cuda'"):
+        Source(url=str(clip), hwaccel=bad)  # type: ignore[arg-type]
 
 
 def samples(source: Source) -> list[tuple[float, str]]:

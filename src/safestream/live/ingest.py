@@ -133,6 +133,10 @@ class Source:
             raise InputError("a source needs exactly one of url and fileobj")
         if not self.speed > 0:
             raise InputError(f"speed must be > 0, got {self.speed}")
+        if self.hwaccel is not None and (
+            not isinstance(self.hwaccel, str) or not self.hwaccel.strip()
+        ):
+            raise InputError(f"hwaccel must be a device type such as 'cuda', got {self.hwaccel!r}")
 
     @classmethod
     def parse(
