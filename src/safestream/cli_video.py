@@ -312,7 +312,7 @@ def video_match(
 @click.option(
     "--max-video-streams",
     type=click.IntRange(1, 64),
-    default=4,
+    default=8,
     show_default=True,
     help="Most video streams one source may carry (each is decoded and sampled).",
 )

@@ -315,9 +315,12 @@ def test_allowed_hls_plays_but_cannot_reach_local_files(
 def test_video_stream_settings_come_from_the_environment(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert (ServiceSettings().live_video_streams, ServiceSettings().live_max_video_streams) == (
+    from safestream.live.ingest import MAX_LIVE_VIDEO_STREAMS
+
+    defaults = ServiceSettings()
+    assert (defaults.live_video_streams, defaults.live_max_video_streams) == (
         "all",
-        4,
+        MAX_LIVE_VIDEO_STREAMS,
     )
     assert ServiceSettings.from_env().live_hwaccel is None
     monkeypatch.setenv("SAFESTREAM_LIVE_VIDEO_STREAMS", "preferred")
@@ -359,3 +362,47 @@ def test_streams_decode_on_the_configured_device_or_fail_clearly(
         out = _wait(client, key, "hw", lambda b: b["state"] != "running")
     assert out["state"] == "failed", out
     assert "hardware decoding 'warp-drive' is not in this FFmpeg build" in out["error"]
+
+
+def test_every_rendition_of_an_hls_master_playlist_is_sampled(media: Path, http_media: str) -> None:
+    """An HLS master playlist's renditions are a source's video streams: a picture shown
+    only in the small rendition (players start on the large one) is sampled too."""
+    import threading
+
+    from safestream.live import Sampler, SourceSampler
+    from safestream.signals.pdq import pdq_from_rgb
+
+    picture = known_frame(85)
+    large = shots([other_frame(1950 + i, 640, 360) for i in range(4)], 1, FPS)
+    small = shots([other_frame(1960), other_frame(1961), picture, picture], 1, FPS)
+    encode(media / "large.m3u8", large, fps=FPS, container_format="hls", gop=2 * FPS)
+    encode(media / "small.m3u8", small, fps=FPS, container_format="hls", gop=2 * FPS)
+    (media / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x360\nlarge.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x240\nsmall.m3u8\n"
+    )
+    container = (
+        SourcePolicy.parse((f"{http_media}/",), None).source(f"{http_media}/master.m3u8").open()
+    )
+    source = SourceSampler(lambda: Sampler(1.0))
+    try:
+        widths = {int(s.index): int(s.width) for s in container.streams.video}
+        samples = [
+            (s.stream_index, s.stream_time_s, s.pdq()[0])
+            for s in source.samples(container, stop=threading.Event())
+        ]
+    finally:
+        container.close()
+    assert sorted(widths.values()) == [320, 640]
+    assert source.samplers[0].stream_index == max(widths, key=widths.__getitem__)
+    (small_index,) = [i for i, w in widths.items() if w == 320]
+    assert {i for i, _, _ in samples} == set(widths)
+    known = pdq_from_rgb(picture)[0]
+
+    def bits(h: str) -> int:
+        return bin(int(h, 16) ^ int(known, 16)).count("1")
+
+    shown = [bits(h) for i, t, h in samples if i == small_index and t >= 2.0]
+    assert len(shown) == 2 and max(shown) <= 16, shown
+    assert min(bits(h) for i, _, h in samples if i != small_index) > 60

@@ -160,21 +160,25 @@ def test_preferred_samples_only_the_stream_players_pick(
 def test_a_source_with_too_many_video_streams_ends_with_an_error(
     repo: BankRepository, tmp_path: Path
 ) -> None:
-    tiny = [[np.full((48, 64, 3), 40 * k, np.uint8)] * (2 * FPS) for k in range(5)]
-    many = encode_tracks(tmp_path / "five.ts", *tiny, fps=FPS, container_format="mpegts")
+    from safestream.live.ingest import MAX_LIVE_VIDEO_STREAMS
+
+    n = MAX_LIVE_VIDEO_STREAMS + 1
+    tiny = [[np.full((48, 64, 3), 25 * k, np.uint8)] * (2 * FPS) for k in range(n)]
+    many = encode_tracks(tmp_path / "many.ts", *tiny, fps=FPS, container_format="mpegts")
     plain = encode_tracks(
         tmp_path / "one.ts", shots([other_frame(990)], 3, FPS), fps=FPS, container_format="mpegts"
     )
-    rec, listing = run_monitor(repo, tmp_path, {"five": many, "one": plain})
-    (error,) = rec.of("five", "error")
-    assert "5 video streams" in error["message"] and "at most 4" in error["message"]
-    assert listing["five"]["ended_by"] == "error"
-    assert not rec.of("five", "sample")
-    # The other source is unaffected; a larger limit takes the five.
+    rec, listing = run_monitor(repo, tmp_path, {"many": many, "one": plain})
+    (error,) = rec.of("many", "error")
+    assert f"{n} video streams; at most {n - 1} are monitored" in error["message"]
+    assert "video_streams='preferred'" in error["message"]
+    assert listing["many"]["ended_by"] == "error"
+    assert not rec.of("many", "sample")
+    # The other source is unaffected; a larger limit takes them all.
     assert listing["one"]["ended_by"] == "eof" and len(rec.of("one", "sample")) == 3
-    rec, listing = run_monitor(repo, tmp_path, {"five": many}, max_video_streams=5)
-    assert listing["five"]["ended_by"] == "eof"
-    assert {e["stream_index"] for e in rec.of("five", "sample")} == {0, 1, 2, 3, 4}
+    rec, listing = run_monitor(repo, tmp_path, {"many": many}, max_video_streams=n)
+    assert listing["many"]["ended_by"] == "eof"
+    assert {e["stream_index"] for e in rec.of("many", "sample")} == set(range(n))
 
 
 @pytest.mark.parametrize(

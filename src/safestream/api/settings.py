@@ -73,7 +73,7 @@ class ServiceSettings:
     #: Which of a source's video streams are sampled (``all`` or ``preferred``), and
     #: how many one source may carry (see ``safestream.live.ingest.SourceSampler``).
     live_video_streams: str = "all"
-    live_max_video_streams: int = 4
+    live_max_video_streams: int = 8
     #: FFmpeg hardware device type live streams are decoded on (``"cuda"``), or None.
     live_hwaccel: str | None = None
 

@@ -1015,8 +1015,10 @@ class Sampler:
 #: (the one players pick).
 VIDEO_STREAM_CHOICES = ("all", "preferred")
 #: A live source with more video streams than this is refused (``all``): each one is
-#: decoded, so more would multiply the work a single source costs.
-MAX_LIVE_VIDEO_STREAMS = 4
+#: decoded, so more would multiply the work a single source costs. As for uploads
+#: (:data:`~safestream.signals.video.MAX_VIDEO_STREAMS`): an HLS ladder of up to 8
+#: renditions passes.
+MAX_LIVE_VIDEO_STREAMS = 8
 
 
 class SourceSampler:
@@ -1091,7 +1093,9 @@ class SourceSampler:
             raise StreamError(
                 f"{what}: the source has {len(chosen)} video streams; at most "
                 f"{self.max_video_streams} are monitored per source (each is decoded: a "
-                "picture could otherwise hide in a stream that is not looked at)"
+                "picture could otherwise hide in a stream that is not looked at); raise "
+                "the limit, or sample only the stream players pick (video_streams="
+                "'preferred') where the platform plays nothing else"
             )
         self.samplers = [self.make_sampler() for _ in chosen]
         if len(chosen) == 1:

@@ -523,7 +523,7 @@ class Monitor:
     ``skip_loop_filter`` and ``decoder_threads`` say how each stream is decoded (see
     :class:`~safestream.live.ingest.Sampler`); ``video_streams`` and
     ``max_video_streams`` which of a source's video streams are sampled (see
-    :class:`~safestream.live.ingest.SourceSampler`: by default every one, at most 4).
+    :class:`~safestream.live.ingest.SourceSampler`: by default every one, at most 8).
     """
 
     def __init__(
