@@ -89,13 +89,18 @@ def to_tensor(
     bgr: bool = False,
 ) -> npt.NDArray[np.float32]:
     """Stack fitted frames into a float32 batch: ``(pixel * pixel_scale - mean) / std``."""
-    batch = np.stack(images).astype(np.float32)
+    stacked = np.stack(images)
     if bgr:
-        batch = batch[..., ::-1]
+        stacked = stacked[..., ::-1]
+    # Channels reversed before the float copy, so the arithmetic runs on contiguous
+    # memory (on the reversed view it took ~3x as long); the values are the same.
+    batch = stacked.astype(np.float32, order="C")
     if pixel_scale != 1.0:
         batch *= np.float32(pixel_scale)
     batch -= np.asarray(mean, dtype=np.float32)
-    batch /= np.asarray(std, dtype=np.float32)
+    divisor = np.asarray(std, dtype=np.float32)
+    if np.any(divisor != 1.0):  # x / 1.0 == x: skipped
+        batch /= divisor
     if layout == "NCHW":
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
