@@ -395,8 +395,14 @@ def run(
     decoder: dict[str, Any] | None = None,
     sample_fps: float = 1.0,
     hwaccel: str | None = None,
+    phases_s: float = 0.0,
 ) -> dict[str, Any]:
-    """N streams of the clip at real time; CPU per stream-second, latency, drops."""
+    """N streams of the clip at real time; CPU per stream-second, latency, drops.
+
+    ``phases_s`` > 0: each stream starts after a delay drawn uniformly from [0,
+    ``phases_s``) (seeded), so that the streams' keyframes fall at independent times,
+    as those of independent broadcasts do; 0 starts them together, every stream's
+    keyframe at the same instant (the worst case for bursts)."""
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -413,8 +419,13 @@ def run(
         sample_fps=sample_fps,
         **(decoder or {}),
     )
+    rng = np.random.default_rng(n)
+    delays = sorted(rng.uniform(0.0, phases_s, n)) if phases_s > 0 else [0.0] * n
     t0, w0 = time.process_time(), time.perf_counter()
-    for i in range(n):
+    for i, delay in enumerate(delays):
+        wait = w0 + delay - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
         monitor.add(Source(url=str(clip), realtime=True, hwaccel=hwaccel), StreamContext(f"s{i}"))
     monitor.wait(timeout=seconds * 3 + 60)
     cpu, wall = time.process_time() - t0, time.perf_counter() - w0
@@ -437,10 +448,10 @@ def run(
 def ramp(
     label: str, clip: Path, seconds: float, engine: Any, scorer: Any, args: argparse.Namespace
 ) -> dict[str, Any] | None:
-    """Double N until drops or p95 > 1 s; print each step; return the largest good step."""
-    best = None
-    n = args.start_streams
-    while n <= args.max_streams:
+    """Double N until drops or p95 > 1 s, then bisect between the last good N and the
+    first bad one ``args.refine`` times; print each step; return the largest good step."""
+
+    def step(n: int, tag: str) -> dict[str, Any]:
         r = run(
             clip,
             n,
@@ -451,18 +462,37 @@ def ramp(
             args.decoder_kwargs,
             args.sample_fps,
             args.hwaccel,
+            0.0 if args.aligned else args.gop,
         )
-        ok = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
+        r["ok"] = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
         print(
-            f"| {label} | {n} | {r['samples']} | {r['dropped']} | {r['cpu_per_stream_s']:.4f} | "
-            f"{1 / r['cpu_per_stream_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
-            f"{'ok' if ok else 'over'} |",
+            f"| {label}{tag} | {n} | {r['samples']} | {r['dropped']} | "
+            f"{r['cpu_per_stream_s']:.4f} | {1 / r['cpu_per_stream_s']:.1f} | "
+            f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {'ok' if r['ok'] else 'over'} |",
             flush=True,
         )
-        if not ok:
+        return r
+
+    best = None
+    bad: int | None = None
+    n = args.start_streams
+    while n <= args.max_streams:
+        r = step(n, "")
+        if not r["ok"]:
+            bad = n
             break
         best = r
         n *= 2
+    for _ in range(args.refine):
+        low = best["n"] if best is not None else 0
+        if bad is None or bad - low < 2:
+            break
+        mid = (low + bad) // 2
+        r = step(mid, " (bisect)")
+        if r["ok"]:
+            best = r
+        else:
+            bad = mid
     return best
 
 
@@ -497,6 +527,24 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per decoding variant (least CPU)")
     ap.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        help="after the doubling, bisect this many times between the last N without drops "
+        "and the first with them (the largest N per core, to N/2^k)",
+    )
+    ap.add_argument(
+        "--aligned",
+        action="store_true",
+        help="start every stream at once, so that all keyframes fall together (the worst "
+        "case; by default each stream starts at a random phase of the GOP)",
+    )
+    ap.add_argument(
+        "--ramps-only",
+        action="store_true",
+        help="skip the decoding and hash-path tables (the decoding-alone ceiling is kept)",
+    )
+    ap.add_argument(
         "--hwaccel",
         default=None,
         metavar="TYPE",
@@ -514,29 +562,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / "clip.ts"
         write_synthetic_video(clip, args.seconds, args.gop)
-        print_strategies(
-            clip,
-            f"Decoding, synthetic clip, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s "
-            f"(+ PDQ; CPU: least of {args.repeat} runs):",
-            args.repeat,
-        )
         pattern = Path(d) / "testsrc2.ts"
         testsrc2_clip(pattern, args.seconds, args.gop)
-        print_strategies(
-            pattern,
-            f"Decoding, FFmpeg testsrc2, one 720p30 stream, {args.gop:g} s GOP:",
-            args.repeat,
-        )
-        photos = Path(d) / "photos.ts"
-        photo_clip(photos, 4, args.gop)
-        print_strategies(
-            photos,
-            f"Decoding, scikit-image sample photos panned (6 x 4 s), {args.gop:g} s GOP:",
-            args.repeat,
-        )
+        if not args.ramps_only:
+            print_strategies(
+                clip,
+                f"Decoding, synthetic clip, one 720p30 stream, {args.gop:g} s GOP, 1 sample/s "
+                f"(+ PDQ; CPU: least of {args.repeat} runs):",
+                args.repeat,
+            )
+            print_strategies(
+                pattern,
+                f"Decoding, FFmpeg testsrc2, one 720p30 stream, {args.gop:g} s GOP:",
+                args.repeat,
+            )
+            photos = Path(d) / "photos.ts"
+            photo_clip(photos, 4, args.gop)
+            print_strategies(
+                photos,
+                f"Decoding, scikit-image sample photos panned (6 x 4 s), {args.gop:g} s GOP:",
+                args.repeat,
+            )
         decoding = print_breakdown({"synthetic": clip, "testsrc2": pattern}, args.seconds)
-        print_frame_costs({"synthetic": clip, "testsrc2": pattern, "photos": photos})
-        print_hash_paths(Path(d))
+        if not args.ramps_only:
+            print_frame_costs({"synthetic": clip, "testsrc2": pattern, "photos": photos})
+            print_hash_paths(Path(d))
         if args.hwaccel:
             print_hwaccel(clip, args.hwaccel, args.repeat)
         if args.strategies_only:
@@ -547,7 +597,8 @@ def main() -> None:
         print(
             f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
             f"{args.workers} workers, {args.sample_fps:g} samples/s, {args.clip} clip, "
-            f"{args.decoder} decoder settings:\n"
+            f"{args.decoder} decoder settings, "
+            f"{'all keyframes aligned' if args.aligned else 'streams at random GOP phases'}:\n"
         )
         print(
             "| analysis | streams | samples | dropped | CPU s per stream-s | streams/core "
@@ -576,9 +627,11 @@ def main() -> None:
             if r is None:
                 print(f"- {label}: none (even 1 stream dropped samples or was late)")
             else:
+                cores = os.cpu_count() or 1
                 print(
-                    f"- {label}: {r['n']} streams; {1 / r['cpu_per_stream_s']:.1f} streams "
-                    f"per core; p95 {r['p95_ms']:.0f} ms"
+                    f"- {label}: {r['n']} streams = {r['n'] / cores:.1f} per core on {cores} "
+                    f"cores; at that N {1 / r['cpu_per_stream_s']:.1f} streams per core of CPU "
+                    f"time; p95 {r['p95_ms']:.0f} ms"
                 )
     sys.stdout.flush()
 
