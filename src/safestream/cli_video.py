@@ -223,9 +223,9 @@ def video_match(
 @click.option(
     "--workers",
     type=click.IntRange(1),
-    default=2,
-    show_default=True,
-    help="Worker threads shared by all streams.",
+    default=None,
+    help="Worker threads shared by all streams (hash, lookup, classifier; one core each). "
+    "Default: the cores this process may use.",
 )
 @click.option(
     "--queue",
@@ -333,7 +333,7 @@ def monitor(
     obj: Any,
     sources: tuple[str, ...],
     sample_fps: float,
-    workers: int,
+    workers: int | None,
     per_stream_queue: int,
     listen: bool,
     no_realtime: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import threading
 import time
@@ -323,12 +324,15 @@ def test_video_stream_settings_come_from_the_environment(
         MAX_LIVE_VIDEO_STREAMS,
     )
     assert ServiceSettings.from_env().live_hwaccel is None
+    assert ServiceSettings.from_env().live_workers is None  # the usable cores
     monkeypatch.setenv("SAFESTREAM_LIVE_VIDEO_STREAMS", "preferred")
     monkeypatch.setenv("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "2")
     monkeypatch.setenv("SAFESTREAM_LIVE_HWACCEL", " cuda ")
+    monkeypatch.setenv("SAFESTREAM_LIVE_WORKERS", "3")
     settings = ServiceSettings.from_env()
     assert (settings.live_video_streams, settings.live_max_video_streams) == ("preferred", 2)
     assert settings.live_hwaccel == "cuda"
+    assert settings.live_workers == 3
     with TestClient(create_app(store, settings=settings)) as client:
         from safestream.api.routes_live import LiveService
 
@@ -336,7 +340,13 @@ def test_video_stream_settings_come_from_the_environment(
         assert isinstance(live, LiveService)
         monitor = live._ensure()
         assert (monitor.video_streams, monitor.max_video_streams) == ("preferred", 2)
+        assert len(monitor.pool._threads) == 3
+    with TestClient(create_app(store, settings=ServiceSettings())) as client:
+        monitor = client.app.state.safestream_live._ensure()  # type: ignore[attr-defined]
+        assert len(monitor.pool._threads) == len(os.sched_getaffinity(0))
     for name, bad, message in (
+        ("SAFESTREAM_LIVE_WORKERS", "0", "must be at least 1, got 0"),
+        ("SAFESTREAM_LIVE_WORKERS", "two", "must be an integer, got 'two'"),
         ("SAFESTREAM_LIVE_VIDEO_STREAMS", "first", "must be all or preferred, got 'first'"),
         ("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "0", "must be at least 1, got 0"),
         ("SAFESTREAM_LIVE_MAX_VIDEO_STREAMS", "65", "must be at most 64, got 65"),

@@ -233,6 +233,32 @@ def test_pool_drops_oldest_first_and_counts() -> None:
     assert sorted(done) == [3, 4, 100]  # the newest two of "a" survived
 
 
+def test_default_workers_are_the_cores_this_process_may_use(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One worker per usable core by default (a worker classifies on one core): a fixed
+    count would leave a large machine's cores idle while samples are dropped."""
+    from safestream.live import pool as pool_module
+
+    cores = len(os.sched_getaffinity(0))
+    assert pool_module.usable_cores() == cores
+    monitor = Monitor(SampleAnalyzer(engine, None))
+    try:
+        assert len(monitor.pool._threads) == cores
+    finally:
+        monitor.close()
+    # On a machine (or a CPU set) of 5 cores: 5 workers, whatever this one has.
+    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: set(range(5)))
+    monitor = Monitor(SampleAnalyzer(engine, None))
+    try:
+        assert len(monitor.pool._threads) == 5
+    finally:
+        monitor.close()
+    explicit = WorkerPool(3)
+    assert len(explicit._threads) == 3
+    explicit.close()
+
+
 def test_temporal_policy_k_of_n(engine: Engine) -> None:
     """A scorer flagging every frame: k of n samples over the threshold give a verdict."""
     rec = Recorder()

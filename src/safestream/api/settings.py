@@ -66,8 +66,8 @@ class ServiceSettings:
     live_allowed_sources: tuple[str, ...] = ()
     #: Local files under this directory may be monitored (played at real time). None: none.
     live_file_root: str | None = None
-    #: Worker threads shared by all monitored streams.
-    live_workers: int = 2
+    #: Worker threads shared by all monitored streams (None: the usable cores).
+    live_workers: int | None = None
     #: Most streams monitored at once by one process.
     live_max_streams: int = 64
     #: Which of a source's video streams are sampled (``all`` or ``preferred``), and
@@ -135,7 +135,11 @@ class ServiceSettings:
                 if item.strip()
             ),
             live_file_root=os.environ.get("SAFESTREAM_LIVE_FILE_ROOT", "").strip() or None,
-            live_workers=_int("SAFESTREAM_LIVE_WORKERS", cls.live_workers, 1),
+            live_workers=(
+                _int("SAFESTREAM_LIVE_WORKERS", 1, 1)
+                if os.environ.get("SAFESTREAM_LIVE_WORKERS", "").strip()
+                else None
+            ),
             live_max_streams=_int("SAFESTREAM_LIVE_MAX_STREAMS", cls.live_max_streams, 1),
             live_video_streams=video_streams,
             live_max_video_streams=max_video_streams,

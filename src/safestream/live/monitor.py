@@ -532,7 +532,7 @@ class Monitor:
         *,
         policy: TemporalPolicy | None = None,
         sample_fps: float = 1.0,
-        workers: int = 2,
+        workers: int | None = None,
         per_stream_queue: int = 2,
         max_side: int | None = 512,
         on_event: Callable[[Event], None] | None = None,

@@ -10,6 +10,7 @@ Memory is bounded by ``streams x per_stream`` samples, never an unbounded queue.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -21,10 +22,22 @@ log = logging.getLogger(__name__)
 Job = Callable[[], None]
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's count): the
+    default number of live workers. A worker runs one sample's hash, lookup and
+    classifier at a time on one core (onnxruntime with one thread), so fewer workers
+    than cores leave cores idle while samples are dropped."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 class WorkerPool:
     """Threads that run per-stream jobs fairly, dropping a stream's oldest job when full."""
 
-    def __init__(self, workers: int, *, per_stream: int = 2) -> None:
+    def __init__(self, workers: int | None = None, *, per_stream: int = 2) -> None:
+        if workers is None:
+            workers = usable_cores()
         if workers < 1 or per_stream < 1:
             raise InputError("workers and per_stream must be >= 1")
         self.per_stream = per_stream
