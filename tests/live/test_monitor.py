@@ -248,7 +248,7 @@ def test_default_workers_are_the_cores_this_process_may_use(
     finally:
         monitor.close()
     # On a machine (or a CPU set) of 5 cores: 5 workers, whatever this one has.
-    monkeypatch.setattr(pool_module.os, "sched_getaffinity", lambda pid: set(range(5)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(5)))
     monitor = Monitor(SampleAnalyzer(engine, None))
     try:
         assert len(monitor.pool._threads) == 5

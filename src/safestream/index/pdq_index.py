@@ -50,6 +50,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from safestream.cores import usable_cores
 from safestream.errors import InputError, SignalValueError
 from safestream.index import mih_kernels
 from safestream.index.storage import IndexFileError, read_arrays, write_arrays
@@ -111,7 +112,7 @@ if hasattr(os, "register_at_fork"):
 @functools.cache
 def _workers() -> int:
     # Cores this process may run on, read once (a batch is split across them).
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    return usable_cores()
 
 
 def _thread_pool(kind: Literal["search", "build"]) -> concurrent.futures.ThreadPoolExecutor:

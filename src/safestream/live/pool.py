@@ -10,11 +10,11 @@ Memory is bounded by ``streams x per_stream`` samples, never an unbounded queue.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from safestream.cores import usable_cores
 from safestream.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -22,21 +22,14 @@ log = logging.getLogger(__name__)
 Job = Callable[[], None]
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, not the machine's count): the
-    default number of live workers. A worker runs one sample's hash, lookup and
-    classifier at a time on one core (onnxruntime with one thread), so fewer workers
-    than cores leave cores idle while samples are dropped."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 class WorkerPool:
     """Threads that run per-stream jobs fairly, dropping a stream's oldest job when full."""
 
     def __init__(self, workers: int | None = None, *, per_stream: int = 2) -> None:
         if workers is None:
+            # A worker runs one sample's hash, lookup and classifier at a time on one
+            # core (onnxruntime with one thread): fewer workers than cores would leave
+            # cores idle while samples are dropped.
             workers = usable_cores()
         if workers < 1 or per_stream < 1:
             raise InputError("workers and per_stream must be >= 1")
