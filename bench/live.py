@@ -349,6 +349,65 @@ def print_hash_paths(directory: Path) -> None:
         )
 
 
+def print_classifier_inputs(clip: Path, model: Any, rounds: int = 5) -> None:
+    """The classifier's input from a sample: scaled to 512 px and stretched again by the
+    classifier (before), or stretched straight to its size (now). CPU per frame on the
+    clip's frames (one a second), median of ``rounds`` interleaved rounds; and each
+    way's largest score difference from the full-size frame on the benign photos shown
+    as 720p frames."""
+    from safestream.signals.video import frame_rgb, frame_rgb_stretched
+
+    size = model.stretch_size
+    paths = {
+        "512-px RGB, stretched by the classifier (before)": lambda f: frame_rgb(f, 512),
+        f"stretched straight to {size[0]}x{size[1]} (now)": lambda f: frame_rgb_stretched(f, *size),
+    }
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rate = round(float(stream.average_rate or FPS))
+        frames = [f for i, f in enumerate(container.decode(stream)) if i % rate == 0]
+    prep: dict[str, list[float]] = {k: [] for k in paths}
+    full: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(rounds):
+        for label, fn in paths.items():
+            t0 = time.process_time()
+            for f in frames:
+                model.preprocess([fn(f)])
+            t1 = time.process_time()
+            for f in frames:
+                model.classify(fn(f))
+            t2 = time.process_time()
+            prep[label].append(1000 * (t1 - t0) / len(frames))
+            full[label].append(1000 * (t2 - t1) / len(frames))
+    from PIL import Image
+
+    drift = dict.fromkeys(paths, 0.0)
+    for photo in benign_photos().values():
+        # Shown as 720p video frames, as the streams are.
+        rgb = np.asarray(Image.fromarray(photo).resize((W, H), Image.Resampling.BICUBIC))
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        reference = model.classify(frame_rgb(frame)).label_scores
+        for label, fn in paths.items():
+            scores = model.classify(fn(frame)).label_scores
+            drift[label] = max(drift[label], max(abs(scores[k] - reference[k]) for k in scores))
+    print(
+        f"\nClassifier input ({model.name}, {len(frames)} frames of the clip, median of "
+        f"{rounds} interleaved rounds):\n"
+    )
+    print(
+        "| frame for the classifier | to tensor, CPU ms | with the model, CPU ms "
+        "| largest score difference from the full-size frame (14 benign photos at 720p) |"
+    )
+    print("| --- | --- | --- | --- |")
+    for label in paths:
+        print(
+            f"| {label} | {np.median(prep[label]):.2f} | {np.median(full[label]):.2f} "
+            f"| {drift[label]:.3f} |"
+        )
+    before, now = (np.median(prep[k]) for k in paths)
+    print(f"\nTo tensor: before / now = {before / now:.2f}x", flush=True)
+
+
 def print_strategies(path: Path, title: str, repeat: int) -> None:
     """The strategy table for one clip."""
     print(f"\n{title}\n")
@@ -396,6 +455,7 @@ def run(
     sample_fps: float = 1.0,
     hwaccel: str | None = None,
     phases_s: float = 0.0,
+    scorer_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """N streams of the clip at real time; CPU per stream-second, latency, drops.
 
@@ -412,7 +472,7 @@ def run(
                 latencies.append(e["latency_ms"])
 
     monitor = Monitor(
-        SampleAnalyzer(engine, scorer),
+        SampleAnalyzer(engine, scorer, scorer_size=scorer_size),
         workers=workers,
         per_stream_queue=2,
         on_event=on_event,
@@ -463,6 +523,7 @@ def ramp(
             args.sample_fps,
             args.hwaccel,
             0.0 if args.aligned else args.gop,
+            args.scorer_size if scorer is not None else None,
         )
         r["ok"] = r["dropped"] == 0 and r["p95_ms"] <= 1000 and not r["errors"]
         print(
@@ -552,9 +613,18 @@ def main() -> None:
         "compare one stream on it with the CPU (CPU time, PDQ drift)",
     )
     ap.add_argument(
+        "--classifier-input",
+        choices=("stretched", "max-side"),
+        default="stretched",
+        help="frames for the classifier: scaled straight to its stretch size (the monitor's "
+        "default) or to 512 px first, as before the eighth session (the classifier then "
+        "stretches them itself)",
+    )
+    ap.add_argument(
         "--strategies-only", action="store_true", help="only the decoding tables (no streams)"
     )
     args = ap.parse_args()
+    args.scorer_size = None
     args.decoder_kwargs = {"previous": PREVIOUS, "before-chain": BEFORE_CHAIN}.get(args.decoder, {})
     from safestream.classify import combine_scores, load_classifier
 
@@ -594,10 +664,12 @@ def main() -> None:
         if args.clip == "testsrc2":
             clip = pattern
         engine = engine_with_bank(Path(d) / "data")
+        if not args.skip_classifier:
+            print_classifier_inputs(clip, load_classifier("opennsfw"))
         print(
             f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
             f"{args.workers} workers, {args.sample_fps:g} samples/s, {args.clip} clip, "
-            f"{args.decoder} decoder settings, "
+            f"{args.decoder} decoder settings, classifier input {args.classifier_input}, "
             f"{'all keyframes aligned' if args.aligned else 'streams at random GOP phases'}:\n"
         )
         print(
@@ -608,6 +680,8 @@ def main() -> None:
         results = {}
         if not args.skip_classifier:
             model = load_classifier("opennsfw")
+            if args.classifier_input == "stretched":
+                args.scorer_size = model.stretch_size
 
             def scorer(rgb: Any) -> Any:
                 return combine_scores([model.classify(rgb)])

@@ -377,10 +377,12 @@ def monitor(
     with _errors():
         engine = Engine.open(obj.store(), snapshot_dir=obj.snapshot_dir())
         scorer = None
+        scorer_size = None
         if models:
-            from safestream.classify import combine_scores, load_classifier
+            from safestream.classify import combine_scores, load_classifier, shared_stretch_size
 
             loaded = [load_classifier(name) for name in models]
+            scorer_size = shared_stretch_size(loaded)
 
             def scorer(rgb: Any) -> Any:
                 return combine_scores(c.classify(rgb) for c in loaded)
@@ -411,7 +413,7 @@ def monitor(
 
             callbacks["open_case"] = open_case
         mon = Monitor(
-            SampleAnalyzer(engine, scorer),
+            SampleAnalyzer(engine, scorer, scorer_size=scorer_size),
             policy=policy,
             sample_fps=sample_fps,
             workers=workers,

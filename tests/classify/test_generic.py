@@ -279,3 +279,34 @@ def test_assess_merges_models(tmp_path: Path) -> None:
     assert merged["minor_likely"] == merged["csam"] == results[0].label_scores["red"]
     assert merged["suggestive"] is not None and merged["suggestive"] < 0.01
     assert merged["explicit_nudity"] is None
+
+
+def test_stretch_size_follows_the_cards_resize(tmp_path: Path) -> None:
+    """A card that stretches declares its input size as the stretch (video frames are
+    then scaled straight to it); letterbox and crop keep the aspect and declare none.
+    Several classifiers share a stretch size only when all stretch to the same one."""
+    from safestream.classify import shared_stretch_size
+
+    redness_model(tmp_path / "redness.onnx")
+    stretch = OnnxClassifier.from_card(write_card(tmp_path, card_dict(), "s.json"))
+    wide = OnnxClassifier.from_card(write_card(tmp_path, card_dict(name="wide"), "w.json"))
+    wide.stretch_size = (48, 32)  # another model that stretches to another size
+    boxed = OnnxClassifier.from_card(
+        write_card(tmp_path, card_dict(resize="letterbox", name="boxed"), "b.json")
+    )
+    cropped = OnnxClassifier.from_card(
+        write_card(tmp_path, card_dict(resize="crop", name="cropped"), "c.json")
+    )
+    assert stretch.stretch_size == (32, 32)
+    assert boxed.stretch_size is None and cropped.stretch_size is None
+    assert shared_stretch_size([stretch]) == (32, 32)
+    assert shared_stretch_size([stretch, stretch]) == (32, 32)
+    assert shared_stretch_size([stretch, wide]) is None
+    assert shared_stretch_size([stretch, boxed]) is None
+    assert shared_stretch_size([]) is None
+    # A frame at the stretch size scores as the same frame at another size stretched.
+    big = np.zeros((64, 64, 3), np.uint8)
+    big[..., 0] = 200
+    assert stretch.classify(big[:32, :32]).label_scores == pytest.approx(
+        stretch.classify(big).label_scores
+    )

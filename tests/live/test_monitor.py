@@ -17,6 +17,7 @@ import pytest
 from ffmpeg_support import Recorder
 from safestream.engine import Engine
 from safestream.engine.video import add_video
+from safestream.errors import InputError
 from safestream.live import (
     Monitor,
     SampleAnalyzer,
@@ -462,3 +463,39 @@ def test_warn_is_suppressed_for_a_streamer_under_a_nondisclosure_order(
     assert not rec.of("s-free", "action_suppressed")
     fired = {a["action"]: a for a in listing["s-ndo"]["actions"]}
     assert fired["warn"]["suppressed"] == "nondisclosure"
+
+
+def test_analyzer_hands_the_scorer_frames_at_its_stretch_size() -> None:
+    """With ``scorer_size`` the scorer gets the frame stretched to it in one resample (as
+    the classifiers would stretch it); without, the sample's 512-px frame. A match or a
+    flag still keeps the 512-px frame as evidence."""
+    from safestream.live.ingest import Sample
+
+    seen: list[tuple[int, ...]] = []
+
+    def scorer(rgb: np.ndarray) -> dict[str, float | None]:
+        seen.append(rgb.shape)
+        return {"explicit_nudity": float(rgb.mean()) / 255}
+
+    picture = known_frame(44, 640, 480)
+
+    def sample() -> Sample:
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        return Sample(1.0, time.monotonic(), True, frame=frame)
+
+    stretched = SampleAnalyzer(None, scorer, scorer_size=(256, 200)).analyse(sample())
+    plain = SampleAnalyzer(None, scorer).analyse(sample())
+    assert seen == [(200, 256, 3), (384, 512, 3)]
+    assert stretched.scores is not None and plain.scores is not None
+    # The same picture either way: the mean brightness agrees closely.
+    assert stretched.scores["explicit_nudity"] == pytest.approx(
+        plain.scores["explicit_nudity"], abs=0.01
+    )
+    s = sample()
+    assert s.rgb_stretched(64, 32).shape == (32, 64, 3)
+    evidence = s.rgb  # made before the decoded frame is let go
+    s.release()
+    assert s.rgb_stretched(64, 32) is evidence  # the classifier stretches it itself
+    for bad in [(0, 10), (10, 5000), (1,)]:
+        with pytest.raises(InputError, match="scorer_size"):
+            SampleAnalyzer(None, scorer, scorer_size=bad)  # type: ignore[arg-type]

@@ -80,17 +80,23 @@ def test_scaled_pixels_match_pyav_across_sizes_and_formats(tmp_path: Path) -> No
         want = frame.to_ndarray(format="gray", width=cols, height=rows, interpolation="AREA")
         assert (scaled_pixels(frame, "gray", cols, rows) == want).all()
         assert (scaled_pixels(frame, "rgb24") == frame.to_ndarray(format="rgb24")).all()
-    # One scaler per thread and format, reused: a second thread gets its own.
+        want = frame.to_ndarray(format="rgb24", width=96, height=40, interpolation="BILINEAR")
+        assert (scaled_pixels(frame, "rgb24", 96, 40, "BILINEAR") == want).all()
+    # One scaler per thread, format and interpolation, reused: a second thread gets its own.
     from safestream.signals import video
 
-    mine = video._REFORMATTERS.by_format["gray"]
+    mine = video._REFORMATTERS.by_format["gray", "AREA"]
     scaled_pixels(frames[0], "gray", 320, 180)
-    assert video._REFORMATTERS.by_format["gray"] is mine
+    assert video._REFORMATTERS.by_format["gray", "AREA"] is mine
+    # The classifiers' bilinear stretch and the evidence's area scaling alternate on a
+    # worker: each keeps its own scaler rather than setting one up again every time.
+    bilinear = video._REFORMATTERS.by_format["rgb24", "BILINEAR"]
+    assert bilinear is not video._REFORMATTERS.by_format["rgb24", "AREA"]
     theirs: list[object] = []
     worker = threading.Thread(
         target=lambda: (
             scaled_pixels(frames[0], "gray", 320, 180),
-            theirs.append(video._REFORMATTERS.by_format["gray"]),
+            theirs.append(video._REFORMATTERS.by_format["gray", "AREA"]),
         )
     )
     worker.start()

@@ -28,6 +28,7 @@ from safestream.signals.video import (
     displayed,
     frame_pdq,
     frame_rgb,
+    frame_rgb_stretched,
     hash_video,
 )
 from safestream.store.banks import BankRepository
@@ -165,3 +166,31 @@ def test_frames_are_turned_as_the_ffmpeg_program_shows_them(
     theirs = np.frombuffer(out, np.uint8).reshape(h, w, 3)
     assert np.abs(theirs.astype(int) - ours.astype(int)).mean() < 3
     assert bits(hashed, pdq_from_rgb(theirs)[0]) <= 16
+
+
+@pytest.mark.parametrize("turn", TURNS_ALL, ids=str)
+def test_frames_stretched_for_a_classifier_are_turned_and_sized(
+    tmp_path: Path, turn: tuple[int, bool, bool]
+) -> None:
+    """One resample to a classifier's stretch size gives what the two did: the frame as
+    displayed, scaled to 512 px, then stretched by the classifier (PIL bilinear)."""
+    from safestream.classify.preprocess import fit
+
+    clip = write(tmp_path / "t.mp4", [known_frame(75)], turn)
+    with av.open(str(clip)) as container:
+        frame = next(container.decode(video=0))
+        # Not square, so that a size given the wrong way round shows.
+        direct = frame_rgb_stretched(frame, 96, 40)
+        two_steps, _ = fit(frame_rgb(frame, 512), (96, 40), "stretch")
+    assert direct.shape == (40, 96, 3) and direct.dtype == np.uint8
+    assert direct.flags.c_contiguous
+    # Area and bilinear filters differ at the drawn edges (2.5 on average at 256x256,
+    # up to 7.3 for an 8x reduction); a wrong orientation differs by 60-85.
+    assert np.abs(direct.astype(int) - two_steps.astype(int)).mean() < 12
+    # A wrong orientation (the frame as stored) is far from it.
+    stored = frame.to_ndarray(format="rgb24")
+    if display_orientation(frame) is not None:
+        wrong, _ = fit(stored, (96, 40), "stretch")
+        assert np.abs(wrong.astype(int) - direct.astype(int)).mean() > 40
+    with pytest.raises(ValueError, match="positive"):
+        frame_rgb_stretched(frame, 0, 40)

@@ -147,16 +147,18 @@ class LiveService:
         with self._lock:
             if self._monitor is None:
                 scorer = None
+                scorer_size = None
                 if self.st.classifiers:
-                    from safestream.classify import combine_scores
+                    from safestream.classify import combine_scores, shared_stretch_size
 
                     classifiers = list(self.st.classifiers)
+                    scorer_size = shared_stretch_size(classifiers)
 
                     def scorer(rgb: Any) -> Any:
                         return combine_scores(c.classify(rgb) for c in classifiers)
 
                 self._monitor = Monitor(
-                    SampleAnalyzer(self.st.engine, scorer),
+                    SampleAnalyzer(self.st.engine, scorer, scorer_size=scorer_size),
                     workers=self.st.settings.live_workers,
                     video_streams=self.st.settings.live_video_streams,
                     max_video_streams=self.st.settings.live_max_video_streams,

@@ -28,6 +28,7 @@ from safestream.classify.base import (
     combine_scores,
     flagged_categories,
     not_assessed,
+    shared_stretch_size,
 )
 from safestream.classify.errors import (
     ClassifierInputError,
@@ -124,4 +125,5 @@ __all__ = [
     "load_classifier",
     "not_assessed",
     "obscure",
+    "shared_stretch_size",
 ]

@@ -174,6 +174,17 @@ def as_rgb(image: Any, *, max_pixels: int | None = None) -> RGBImage:
     return rgb
 
 
+def shared_stretch_size(classifiers: Iterable[Classifier]) -> tuple[int, int] | None:
+    """The :attr:`Classifier.stretch_size` all ``classifiers`` share, else None (none
+    given, one keeps the aspect ratio, or they stretch to different sizes): the size to
+    scale a video frame to once before classifying it with all of them."""
+    sizes = {c.stretch_size for c in classifiers}
+    if len(sizes) != 1:
+        return None
+    (size,) = sizes
+    return size
+
+
 class Classifier(ABC):
     """A classifier plug-in: one model, loaded once, used for many images.
 
@@ -188,6 +199,12 @@ class Classifier(ABC):
     labels: tuple[str, ...] = ()
     #: The model's input size as (width, height) in pixels.
     input_size: tuple[int, int] = (0, 0)
+    #: (width, height) that preprocessing first stretches every image to, ignoring its
+    #: aspect ratio; None when it keeps the aspect (letterbox, crop). A caller that
+    #: scales frames itself (video, live samples) can hand frames already at this size:
+    #: one resample from the decoded picture instead of two (see
+    #: :func:`shared_stretch_size`).
+    stretch_size: tuple[int, int] | None = None
     #: Label -> safestream category; labels not listed map to no category.
     category_map: Mapping[str, str] = {}
     #: Category -> default threshold in [0, 1] (calibrated on benign images).
@@ -254,4 +271,5 @@ __all__ = [
     "combine_scores",
     "flagged_categories",
     "not_assessed",
+    "shared_stretch_size",
 ]

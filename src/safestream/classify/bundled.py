@@ -76,6 +76,7 @@ class OpenNsfwClassifier(Classifier):
     #: BGR minus the Caffe means. The JPEG step is part of what the model was fitted to.
     _resize = 256
     _mean_bgr = (104.0, 117.0, 123.0)
+    stretch_size = (_resize, _resize)
 
     def __init__(self, *, threads: int = DEFAULT_THREADS, model_path: Path | None = None) -> None:
         path = model_path or package_file(self.package, self.filename, self.extra)
@@ -88,7 +89,7 @@ class OpenNsfwClassifier(Classifier):
         offset = (self._resize - self.input_size[0]) // 2
         crops = []
         for image in images:
-            small, _ = fit(image, (self._resize, self._resize), "stretch")
+            small, _ = fit(image, self.stretch_size, "stretch")
             buffer = io.BytesIO()
             Image.fromarray(small).save(buffer, format="JPEG", quality=75)
             decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))

@@ -260,6 +260,7 @@ class OnnxClassifier(Classifier):
         self.name = card.name
         self.labels = card.labels
         self.input_size = card.input_size
+        self.stretch_size = card.input_size if card.resize == "stretch" else None
         self.category_map = dict(card.categories)
         self.thresholds = dict(card.thresholds)
         self.session = OnnxSession(card.model_path, threads=threads, sha256=card.sha256)

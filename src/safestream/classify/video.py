@@ -39,13 +39,20 @@ from typing import IO, Any
 
 import numpy as np
 
-from safestream.classify.base import CATEGORIES, CategoryScores, Classifier, not_assessed
+from safestream.classify.base import (
+    CATEGORIES,
+    CategoryScores,
+    Classifier,
+    not_assessed,
+    shared_stretch_size,
+)
 from safestream.errors import InputError
 from safestream.signals.video import (
     DEFAULT_MAX_FRAME_PIXELS,
     SampledFrames,
     VideoError,
     frame_rgb,
+    frame_rgb_stretched,
     open_video,
 )
 
@@ -64,6 +71,8 @@ __all__ = [
 
 #: Frames are scaled so their longer side is at most this before classifying: the
 #: bundled models take 224-320 px inputs, so more is decode and resize work for nothing.
+#: Classifiers that all stretch their input to one size (``Classifier.stretch_size``:
+#: opennsfw, stretching model cards) get frames scaled straight to that size instead.
 DEFAULT_MAX_SIDE = 512
 #: Most frames classified per video (10 minutes at one sample a second).
 DEFAULT_MAX_CLASSIFIED_FRAMES = 600
@@ -298,6 +307,9 @@ class FrameScorer:
         self.rule = rule or TemporalRule()
         self.max_frames = max_frames
         self.max_side = max_side
+        #: Classifiers that all stretch to one size get frames scaled straight to it
+        #: (one resample instead of two); others get frames at ``max_side``.
+        self.stretch_size = shared_stretch_size(self.classifiers)
         self.expected = expected_samples
         self.picks = (
             even_picks(expected_samples, max_frames)
@@ -313,6 +325,12 @@ class FrameScorer:
         self.extra_stride = 1
         self.extras: list[tuple[int, FrameScores]] = []
 
+    def _pixels(self, frame: Any) -> Any:
+        """The frame's RGB as the classifiers take it."""
+        if self.stretch_size is not None:
+            return frame_rgb_stretched(frame, *self.stretch_size)
+        return frame_rgb(frame, self.max_side)
+
     def __call__(self, index: int, number: int, t: float, frame: Any) -> None:
         from safestream.classify import assess
 
@@ -324,7 +342,7 @@ class FrameScorer:
                 return
         elif index % self.stride:
             return
-        _, scores = assess(self.classifiers, frame_rgb(frame, self.max_side))
+        _, scores = assess(self.classifiers, self._pixels(frame))
         threshold = self.rule.score_threshold
         over = tuple(c for c in CATEGORIES if (v := scores.get(c)) is not None and v >= threshold)
         self.kept.append((index, FrameScores(number, t, scores, over)))
@@ -348,7 +366,7 @@ class FrameScorer:
         self.extra_seen += 1
         if self.max_extra <= 0 or seen % self.extra_stride:
             return
-        _, scores = assess(self.classifiers, frame_rgb(frame, self.max_side))
+        _, scores = assess(self.classifiers, self._pixels(frame))
         threshold = self.rule.score_threshold
         over = tuple(c for c in CATEGORIES if (v := scores.get(c)) is not None and v >= threshold)
         self.extras.append((seen, FrameScores(number, t, scores, over, stream_index, scene_change)))

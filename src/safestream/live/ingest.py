@@ -59,6 +59,7 @@ from safestream.signals.video import (
     VideoError,
     frame_pdq,
     frame_rgb,
+    frame_rgb_stretched,
     frames_per_sample_cap,
     preferred_video_stream,
     require_av,
@@ -287,6 +288,16 @@ class Sample:
                     raise StreamError("the sample's frame was released before its pixels were made")
                 self._rgb = frame_rgb(self._frame, self._max_side)
             return self._rgb
+
+    def rgb_stretched(self, width: int, height: int) -> npt.NDArray[np.uint8]:
+        """RGB24 pixels stretched to exactly ``width`` x ``height`` in one resample from
+        the decoded frame (:func:`~safestream.signals.video.frame_rgb_stretched`), for
+        classifiers that stretch their input first; not kept. Once the frame is released,
+        the scaled-down :attr:`rgb` as it is (a classifier stretches it itself)."""
+        frame = self._frame
+        if frame is not None:
+            return frame_rgb_stretched(frame, width, height)
+        return self.rgb
 
     def pdq(self) -> tuple[str, int]:
         """PDQ ``(hex, quality)``: of the full-size frame from its luma while the frame is

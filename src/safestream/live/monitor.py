@@ -93,10 +93,19 @@ class SampleAnalyzer:
         scorer: Scorer | None = None,
         *,
         min_quality: int = DEFAULT_MIN_QUALITY,
+        scorer_size: tuple[int, int] | None = None,
     ) -> None:
+        if scorer_size is not None and (
+            len(scorer_size) != 2 or min(scorer_size) < 1 or max(scorer_size) > 4096
+        ):
+            raise InputError(f"scorer_size must be (width, height) in 1..4096, got {scorer_size!r}")
         self.engine = engine
         self.scorer = scorer
         self.min_quality = min_quality
+        #: (width, height) the scorer's classifiers stretch every image to first
+        #: (:func:`safestream.classify.shared_stretch_size`): frames are scaled to it in
+        #: one resample; None: the scorer gets the sample's RGB at ``max_side``.
+        self.scorer_size = scorer_size
 
     def warm_up(self) -> None:
         """Run one lookup so the index's compiled kernels are ready before the first sample."""
@@ -116,7 +125,11 @@ class SampleAnalyzer:
                 resolved = self.engine.resolve(hits)
                 if not any(m.is_allow_list for m in resolved):
                     matches = tuple(resolved)
-        scores = dict(self.scorer(sample.rgb)) if self.scorer is not None else None
+        scores = None
+        if self.scorer is not None:
+            size = self.scorer_size
+            image = sample.rgb if size is None else sample.rgb_stretched(*size)
+            scores = dict(self.scorer(image))
         return SampleResult(
             sample.stream_time_s,
             sample.arrived_at,
