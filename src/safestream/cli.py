@@ -353,6 +353,21 @@ def bank_export(obj: _Ctx, name: str, list_format: str, output: Path | None) -> 
         err_console.print(f"exported {count} entries from {name!r}")
 
 
+def _hash_value(st: Any, value: str) -> str:
+    """``st.parse(value)``, saying what to do when the value is a file's path instead."""
+    try:
+        parsed: str = st.parse(value)
+    except SafestreamError:
+        if Path(value).is_file():
+            raise InputError(
+                f"{value!r} is a file, not a {st.name} hash: bank add takes hash values. "
+                f"`safestream hash {value}` prints the file's hashes (a video: `safestream "
+                "video bank-add BANK FILE` banks its frames)"
+            ) from None
+        raise
+    return parsed
+
+
 @bank.command("add")
 @click.argument("name")
 @click.argument("values", nargs=-1, required=True)
@@ -376,7 +391,9 @@ def bank_add(
 
     with _errors():
         st = get_signal_type(signal_type)
-        records = [HashRecord(st.name, st.parse(v), external_id, source, labels) for v in values]
+        records = [
+            HashRecord(st.name, _hash_value(st, v), external_id, source, labels) for v in values
+        ]
         ids, duplicates = obj.repo().add_entries(name, records)
         _json({"added_ids": ids, "duplicates": duplicates})
 

@@ -67,6 +67,15 @@ def test_bank_lifecycle_and_match(run, images: Path, tmp_path: Path) -> None:  #
     assert run("match", other).exit_code == 0
     bad = run("match", "xyz")
     assert bad.exit_code == 2 and "cannot tell the signal type" in bad.output
+    # A file's path where a hash goes: the error says how to get the hash; nothing added.
+    a_file = run("bank", "add", "known", pdq, str(images / "b.png"))
+    assert a_file.exit_code == 2
+    assert "is a file, not a pdq hash" in a_file.output
+    assert f"safestream hash {images / 'b.png'}" in a_file.output
+    not_hex = run("bank", "add", "known", "xyz")
+    assert not_hex.exit_code == 2 and "64 hex characters" in not_hex.output
+    listing = json.loads(run("bank", "list", "--json").output)
+    assert [(b["name"], b["entry_count"]) for b in listing] == [("known", 1)]
 
     out = tmp_path / "export.csv"
     assert run("bank", "export", "known", "--format", "csv", "-o", str(out)).exit_code == 0
