@@ -563,7 +563,10 @@ def main() -> None:
     ap.add_argument("--max-streams", type=int, default=64)
     ap.add_argument("--start-streams", type=int, default=1, help="first N of the doubling")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--skip-classifier", action="store_true")
+    ap.add_argument("--skip-classifier", action="store_true", help="the hash-only ramp only")
+    ap.add_argument(
+        "--classifier-only", action="store_true", help="the hash + classifier ramp only"
+    )
     ap.add_argument("--gop", type=float, default=2.0, help="keyframe interval of the clip (s)")
     ap.add_argument(
         "--sample-fps",
@@ -624,6 +627,8 @@ def main() -> None:
         "--strategies-only", action="store_true", help="only the decoding tables (no streams)"
     )
     args = ap.parse_args()
+    if args.skip_classifier and args.classifier_only:
+        ap.error("--skip-classifier and --classifier-only leave nothing to run")
     args.scorer_size = None
     args.decoder_kwargs = {"previous": PREVIOUS, "before-chain": BEFORE_CHAIN}.get(args.decoder, {})
     from safestream.classify import combine_scores, load_classifier
@@ -689,7 +694,8 @@ def main() -> None:
             results["hash + opennsfw"] = ramp(
                 "hash + opennsfw", clip, args.seconds, engine, scorer, args
             )
-        results["hash only"] = ramp("hash only", clip, args.seconds, engine, None, args)
+        if not args.classifier_only:
+            results["hash only"] = ramp("hash only", clip, args.seconds, engine, None, args)
         ms = decoding[args.clip]
         print(
             f"\nCeiling from decoding alone ({args.clip} clip, one stream, no hash, no "
