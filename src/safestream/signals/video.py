@@ -465,8 +465,8 @@ def frame_rgb(
 def frame_rgb_stretched(
     frame: av.video.frame.VideoFrame, width: int, height: int
 ) -> npt.NDArray[np.uint8]:
-    """RGB24 pixels of a decoded frame as displayed, stretched (area) to exactly ``width``
-    x ``height`` whatever its aspect ratio.
+    """RGB24 pixels of a decoded frame as displayed, stretched (bilinear) to exactly
+    ``width`` x ``height`` whatever its aspect ratio.
 
     This is the first step of classifiers that stretch their input
     (:attr:`safestream.classify.base.Classifier.stretch_size`), done in one resample
