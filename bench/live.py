@@ -669,8 +669,11 @@ def main() -> None:
         if args.clip == "testsrc2":
             clip = pattern
         engine = engine_with_bank(Path(d) / "data")
-        if not args.skip_classifier:
-            print_classifier_inputs(clip, load_classifier("opennsfw"))
+        model = None if args.skip_classifier else load_classifier("opennsfw")
+        if model is not None:
+            print_classifier_inputs(clip, model)
+            if args.classifier_input == "stretched":
+                args.scorer_size = model.stretch_size
         print(
             f"\nConcurrent streams at real time ({args.seconds} s each, {args.gop:g} s GOP), "
             f"{args.workers} workers, {args.sample_fps:g} samples/s, {args.clip} clip, "
@@ -683,10 +686,7 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         results = {}
-        if not args.skip_classifier:
-            model = load_classifier("opennsfw")
-            if args.classifier_input == "stretched":
-                args.scorer_size = model.stretch_size
+        if model is not None:
 
             def scorer(rgb: Any) -> Any:
                 return combine_scores([model.classify(rgb)])
