@@ -173,8 +173,11 @@ class Source:
             return redact(self.url)
         return self.url
 
-    def _hwaccel(self, av: Any) -> Any:
-        """PyAV's settings for decoding on ``self.hwaccel``, never falling back."""
+    def open_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``av.open`` for decoding: ``hwaccel`` for
+        ``self.hwaccel`` (never falling back to the CPU), or none."""
+        if self.hwaccel is None:
+            return {}
         from av.codec.hwaccel import HWAccel, hwdevices_available
 
         known = list(hwdevices_available())
@@ -183,7 +186,7 @@ class Source:
                 f"{self.describe()}: hardware decoding {self.hwaccel!r} is not in this "
                 f"FFmpeg build; it has: {', '.join(known) or 'none'}"
             )
-        return HWAccel(self.hwaccel, allow_software_fallback=False)
+        return {"hwaccel": HWAccel(self.hwaccel, allow_software_fallback=False)}
 
     def open(self, stop: threading.Event | None = None) -> Any:
         """Open the container (blocks until a listener gets its broadcaster).
@@ -206,9 +209,7 @@ class Source:
             else:
                 options.setdefault("listen", "1")
         target: Any = self.url if self.url is not None else self.fileobj
-        extra: dict[str, Any] = {}
-        if self.hwaccel is not None:
-            extra["hwaccel"] = self._hwaccel(av)
+        extra = self.open_options()
         try:
             return av.open(
                 target, mode="r", format=self.format, options=options, timeout=20, **extra

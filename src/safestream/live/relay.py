@@ -457,8 +457,7 @@ def open_relayed(source: Source, stop: threading.Event | None = None) -> Relayed
         raise StreamError(f"{what}: cannot start the ffmpeg relay ({exc})") from exc
     av = require_av()
     try:
-        extra = {"hwaccel": source._hwaccel(av)} if source.hwaccel is not None else {}
-        container = av.open(relay, mode="r", format="mpegts", **extra)
+        container = av.open(relay, mode="r", format="mpegts", **source.open_options())
     except BaseException as exc:
         relay.close()
         if isinstance(exc, StreamError):
